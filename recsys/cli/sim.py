@@ -1,0 +1,225 @@
+"""``recsys-sim``: the main job.
+
+Train the configured stages on the configured data, measure offline quality, profile each
+stage's service time on this machine, simulate peak traffic through replica pools (planning
+the fewest replicas that meet the SLA unless replicas are given), price the fleet, and write
+``result.json``, ``report.md``, ``profile.parquet`` and ``records.parquet`` into the run
+directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from recsys import experiment as ex
+from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_errors
+from recsys.cost import CostAssumptions
+from recsys.errors import ConfigError
+from recsys.pipeline import Pipeline, build_pipeline
+from recsys.report.run_report import render_run_report
+from recsys.result import atomic_write_text, write_result
+from recsys.sim.hardware import Hardware
+from recsys.threads import set_threads
+
+log = logging.getLogger("recsys.sim")
+
+
+def make_pipeline(cfg: DictConfig) -> Pipeline:
+    """Retriever + the ranker cascade from ``pipeline.rankers`` (or the single ``ranking``)."""
+    positive(cfg.k, "k")
+    positive(cfg.final_n, "final_n")
+    retriever = build(cfg.retrieval, "retrieval")
+    specs = []
+    for i, node in enumerate(cfg.pipeline.rankers or []):
+        ranker = build(node.ranker, f"pipeline.rankers[{i}].ranker")
+        if ranker is None:  # ranking=none: keep retrieval order
+            continue
+        specs.append({"ranker": ranker, "n": node.get("n")})
+    return build_pipeline(retriever, specs, k=int(cfg.k), final_n=int(cfg.final_n))
+
+
+def serving_options(cfg: DictConfig, stages: list[str]) -> dict[str, ex.ServingOptions]:
+    """Per-stage serving settings: ``sim.serving.default`` overridden by ``sim.serving.<stage>``."""
+    serving = cfg.sim.serving
+    unknown = set(serving) - {"default", *stages}
+    if unknown:
+        raise ConfigError(f"sim.serving names unknown stage(s) {sorted(unknown)}; stages: {stages}")
+    out = {}
+    for name in stages:
+        merged = OmegaConf.merge(serving.default, serving.get(name) or {})
+        try:
+            out[name] = ex.ServingOptions(**OmegaConf.to_container(merged, resolve=True))
+        except TypeError as exc:
+            raise ConfigError(f"sim.serving.{name}: {exc}") from None
+    return out
+
+
+def hardware_for(cfg: DictConfig, stages: list[str]) -> dict[str, Hardware]:
+    """The ``hardware`` option for every stage, unless ``stage_hardware.<stage>`` overrides it."""
+    default = build(cfg.hardware, "hardware")
+    per_stage = cfg.get("stage_hardware") or {}
+    unknown = set(per_stage) - set(stages)
+    if unknown:
+        raise ConfigError(f"stage_hardware names unknown stage(s) {sorted(unknown)}")
+    return {
+        name: build(per_stage[name], f"stage_hardware.{name}") if name in per_stage else default
+        for name in stages
+    }
+
+
+def replicas_for(cfg: DictConfig, stages: list[str]) -> dict[str, int] | None:
+    """Fixed replica counts from ``sim.replicas``, or None to plan the fewest meeting the SLA."""
+    given = cfg.sim.replicas
+    if given is None or given == "auto":
+        return None
+    if isinstance(given, int):
+        given = dict.fromkeys(stages, given)
+    missing = [s for s in stages if s not in given]
+    if missing:
+        raise ConfigError(f"sim.replicas lacks stage(s) {missing}")
+    for name in stages:
+        positive(given[name], f"sim.replicas.{name}")
+    return {s: int(given[s]) for s in stages}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """The whole job; returns the ``result.json`` document it wrote."""
+    started = time.time()
+    out = run_dir()
+    seed = int(cfg.seed)
+    positive(cfg.sla.p99_ms, "sla.p99_ms")
+    positive(cfg.sim.n_requests, "sim.n_requests")
+    workload = build(cfg.traffic.workload, "traffic.workload")
+    pipeline = make_pipeline(cfg)
+    set_threads(int(cfg.profile.n_threads))
+
+    data = build(cfg.data, "data")
+    split = ex.split_data(data, cfg.split.valid_frac, cfg.split.test_frac)
+    log.info("fitting %s", [s["kind"] for s in pipeline.describe()])
+    pipeline.fit(split)
+    quality = ex.evaluate_quality(pipeline, split, cfg.eval_users, seed)
+    log.info("offline quality: %s", _fmt(quality.to_dict()))
+
+    profile_opts = ex.ProfileOptions(
+        batch_sizes=tuple(int(b) for b in cfg.profile.batch_sizes),
+        repeats=int(cfg.profile.repeats),
+        warmup=int(cfg.profile.warmup),
+        sample_users=int(cfg.profile.sample_users),
+    )
+    profile = ex.profile_pipeline(pipeline, split, profile_opts, seed, progress=cfg.progress)
+    stages = [d["stage"] for d in pipeline.describe()]
+    hardware = hardware_for(cfg, stages)
+    services = ex.service_models(profile, stages, hardware)
+    serving = serving_options(cfg, stages)
+    replicas = replicas_for(cfg, stages)
+
+    rng = np.random.default_rng(seed)
+    arrivals = workload.arrivals(rng, n_requests=int(cfg.sim.n_requests))
+    warmup_s = float(arrivals[min(int(cfg.sim.warmup_requests), len(arrivals) - 1)])
+    specs = ex.stage_specs(services, serving, hardware, replicas or dict.fromkeys(stages, 1))
+    specs, sim, plan = ex.simulate_fleet(
+        specs,
+        arrivals,
+        sla_p99_ms=float(cfg.sla.p99_ms),
+        seed=seed,
+        warmup_s=warmup_s,
+        plan=replicas is None,
+        max_replicas=int(cfg.sim.max_replicas),
+        progress=cfg.progress,
+    )
+    qps = float(cfg.traffic.peak_qps)
+    cost = ex.price_fleet(specs, qps, CostAssumptions(**OmegaConf.to_container(cfg.cost)))
+
+    result = ex.assemble_result(
+        run={
+            "seed": seed,
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+            "duration_s": round(time.time() - started, 3),
+            "run_dir": str(out),
+        },
+        pipeline=pipeline,
+        quality=quality,
+        dataset=data.name,
+        traffic={
+            "kind": str(cfg.traffic.kind),
+            "peak_qps": qps,
+            "requests": len(arrivals),
+            **_describe(workload),
+        },
+        sim=sim,
+        specs=specs,
+        cost=cost,
+        sla_p99_ms=float(cfg.sla.p99_ms),
+        config=plain(cfg),
+        plan=plan,
+        extra={"hardware": {s: h.to_dict() for s, h in hardware.items()}},
+    )
+    _write_outputs(out, result, profile, sim, bool(cfg.write_records))
+    _print_summary(result, out)
+    return result
+
+
+def _describe(obj: object) -> dict[str, Any]:
+    describe = getattr(obj, "describe", None)
+    return dict(describe()) if describe else {}
+
+
+def _write_outputs(out: Path, result: dict[str, Any], profile: Any, sim: Any, records: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    profile.to_parquet(out / "profile.parquet", index=False)
+    if records and sim.records is not None:
+        sim.records.to_parquet(out / "records.parquet", index=False)
+    if getattr(sim, "timeseries", None) is not None:
+        sim.timeseries.to_csv(out / "timeseries.csv", index=False)
+    atomic_write_text(out / "report.md", render_run_report(result, profile))
+    # result.json last: its presence means the run completed.
+    write_result(out / "result.json", result)
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+    )
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    lat, cost, q = result["latency_ms"], result["cost"], result["quality"]
+    pairing = " -> ".join(f"{p['stage']}:{p['kind']}" for p in result["pipeline"])
+    replicas = ", ".join(f"{s['name']}={s['replicas']}" for s in result["stages"])
+    print(
+        f"\n{pairing}\n"
+        f"  quality  ({q['dataset']}): NDCG@10 {q['ndcg@10']:.4f}  recall@10 {q['recall@10']:.4f}"
+        f"  retrieval recall@{q['k']} {q['retrieval_recall@k']:.4f}\n"
+        f"  latency  at {result['traffic']['peak_qps']:g} QPS: p50 {lat['p50']:.2f} ms  "
+        f"p99 {lat['p99']:.2f} ms  p99.9 {lat['p999']:.2f} ms  (SLA p99 {result['sla']['p99_ms']} ms:"
+        f" {'met' if result['sla']['met'] else 'MISSED'})\n"
+        f"  fleet    {replicas}; dropped {result['dropped']}\n"
+        f"  cost     ${cost['per_1k_requests_usd']:.5f} per 1k requests, "
+        f"${cost['monthly_usd']:,.0f}/month, TCO ${cost['tco_monthly_usd']:,.0f}/month\n"
+        f"  wrote    {out / 'result.json'} and report.md"
+    )
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> float:
+    with user_errors():
+        result = run(cfg)
+    # Returned for the Optuna sweeper (and ignored otherwise).
+    return float(result["latency_ms"]["p99"])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reports: a single run's ``report.md``, and comparisons across many runs."""

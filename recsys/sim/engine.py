@@ -1,0 +1,221 @@
+"""The simulator: requests flow through the stages in order, each stage a replica pool.
+
+``simulate(arrivals, stages)`` replays the given arrival times through
+:class:`~recsys.sim.server.StageServer` pools (SimPy, callbacks only) and returns a
+:class:`~recsys.sim.results.SimResult`. A request pays ``network_ms`` on its way into each
+stage, waits, is served in a batch, and moves on with its batch; its end-to-end latency is the
+time from arrival to the end of its last stage's batch.
+
+Randomness: stage ``i`` draws service times from its own stream
+``SeedSequence(seed).spawn(n_stages)[i]``, so changing one stage does not reshuffle the
+others (common random numbers across what-if configurations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from simpy import Environment, Event, Timeout
+from tqdm.auto import tqdm
+
+from recsys.errors import ConfigError
+from recsys.sim.autoscale import Autoscaler, AutoscalerSpec
+from recsys.sim.hardware import Hardware
+from recsys.sim.records import OK, RequestLog
+from recsys.sim.results import RunInfo, SimResult, summarize
+from recsys.sim.server import StageServer
+from recsys.sim.service import BatchSampler, ServiceTimeModel
+
+__all__ = ["AutoscalerSpec", "StageSpec", "check_arrivals", "simulate", "stage_streams"]
+
+
+@dataclass
+class StageSpec:
+    """One stage's server pool.
+
+    ``service`` is the service-time model measured on the profiling machine; with ``hardware``
+    set the engine divides it by ``hardware.speed_factor``. ``queue_capacity`` (requests
+    waiting, not in service) and ``timeout_ms`` (longest wait in this stage's queue) are
+    unbounded when None. ``network_ms`` is paid on the way into this stage.
+    """
+
+    name: str
+    service: ServiceTimeModel
+    replicas: int = 1
+    workers_per_replica: int = 1
+    max_batch: int = 1
+    max_wait_ms: float = 0.0
+    queue_capacity: int | None = None
+    timeout_ms: float | None = None
+    network_ms: float = 0.0
+    hardware: Hardware | None = None
+
+    def __post_init__(self) -> None:
+        where = f"stage {self.name!r}"
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"{where}: name must be a non-empty identifier (letters, digits, _)")
+        if not (hasattr(self.service, "sample") and hasattr(self.service, "mean_s")):
+            raise ConfigError(f"{where}: service must have sample() and mean_s()")
+        for field, low in (("replicas", 1), ("workers_per_replica", 1), ("max_batch", 1)):
+            value = getattr(self, field)
+            if int(value) != value or value < low:
+                raise ConfigError(f"{where}: {field} must be an integer >= {low}, got {value}")
+        if self.queue_capacity is not None and (int(self.queue_capacity) != self.queue_capacity or self.queue_capacity < 0):
+            raise ConfigError(f"{where}: queue_capacity must be an integer >= 0 or null")
+        for field in ("max_wait_ms", "network_ms"):
+            value = getattr(self, field)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{where}: {field} must be >= 0, got {value}")
+        if self.timeout_ms is not None and not (math.isfinite(self.timeout_ms) and self.timeout_ms > 0):
+            raise ConfigError(f"{where}: timeout_ms must be > 0 or null, got {self.timeout_ms}")
+
+    @property
+    def model(self) -> ServiceTimeModel:
+        """The service model on this stage's hardware."""
+        return self.service if self.hardware is None else self.hardware.scale(self.service)
+
+    @property
+    def workers(self) -> int:
+        return self.replicas * self.workers_per_replica
+
+
+def check_arrivals(arrivals: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Arrivals as a sorted, finite, non-negative float64 array (ConfigError otherwise)."""
+    times = np.ascontiguousarray(arrivals, dtype=np.float64)
+    if times.ndim != 1 or times.size == 0:
+        raise ConfigError("arrivals must be a non-empty 1-d array of times in seconds")
+    if not np.all(np.isfinite(times)) or times[0] < 0 or (np.diff(times) < 0).any():
+        raise ConfigError("arrivals must be finite, non-negative and sorted")
+    return times
+
+
+def _check_stages(stages: Sequence[StageSpec]) -> None:
+    if not stages:
+        raise ConfigError("a pipeline needs at least one stage")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"stage names must be unique, got {names}")
+
+
+def stage_streams(seed: int, n_stages: int) -> list[np.random.Generator]:
+    """Independent random streams, one per stage (see module docstring)."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_stages)]
+
+
+class _Source:
+    """Feeds arrivals into the first stage: one event per distinct arrival time."""
+
+    def __init__(
+        self,
+        env: Environment,
+        times: np.ndarray,
+        deliver: Callable[[list[int]], None],
+        bar: tqdm | None,
+    ) -> None:
+        self.env = env
+        self.times = times.tolist()
+        self.deliver = deliver
+        self.bar = bar
+        self.i = 0
+        Timeout(env, self.times[0]).callbacks.append(self._fire)
+
+    def _fire(self, event: Event) -> None:
+        times, i = self.times, self.i
+        t = times[i]
+        j = i + 1
+        n = len(times)
+        while j < n and times[j] == t:
+            j += 1
+        self.i = j
+        self.deliver(list(range(i, j)))
+        if self.bar is not None and (j >> 13) != (i >> 13):
+            self.bar.update(j - self.bar.n)
+        if j < n:
+            Timeout(self.env, max(times[j] - self.env.now, 0.0)).callbacks.append(self._fire)
+
+
+def _wire(env: Environment, servers: list[StageServer], log: RequestLog) -> None:
+    """Connect each stage's exit to the next stage (through its network delay) or to the end."""
+
+    def finish(batch: list[int]) -> None:
+        now = env.now
+        for rid in batch:
+            log.outcome[rid] = OK
+            log.done_s[rid] = now
+
+    for i, server in enumerate(servers):
+        if i + 1 == len(servers):
+            server.on_exit = finish
+            continue
+        nxt = servers[i + 1]
+        delay = nxt.spec.network_ms / 1000.0
+        if delay == 0.0:
+            server.on_exit = nxt.arrive_many
+        else:
+
+            def hop(batch: list[int], nxt: StageServer = nxt, delay: float = delay) -> None:
+                Timeout(env, delay, batch).callbacks.append(lambda e: nxt.arrive_many(e.value))
+
+            server.on_exit = hop
+
+
+def simulate(
+    arrivals: np.ndarray | Sequence[float],
+    stages: Sequence[StageSpec],
+    seed: int = 0,
+    warmup_s: float = 0.0,
+    record: bool = True,
+    autoscaler: AutoscalerSpec | None = None,
+    progress: bool = False,
+    timeseries_bin_s: float = 60.0,
+    n_batches: int = 20,
+    confidence: float = 0.95,
+) -> SimResult:
+    """Run ``arrivals`` (seconds) through ``stages`` in order and summarise the run.
+
+    Statistics cover requests arriving at or after ``warmup_s``; utilisation covers
+    ``[warmup_s, last arrival]``. Percentile intervals are batch means over ``n_batches``
+    consecutive groups of requests (see :mod:`recsys.metrics_latency`). ``record=False``
+    skips building the per-request table (statistics are still exact).
+    """
+    times = check_arrivals(arrivals)
+    _check_stages(stages)
+    if not 0.0 <= warmup_s < times[-1]:
+        raise ConfigError(f"warmup_s={warmup_s} must be >= 0 and before the last arrival ({times[-1]:.3f} s)")
+    env = Environment()
+    log = RequestLog(times, len(stages))
+    servers = [
+        StageServer(env, spec, i, BatchSampler(spec.model, rng), log)
+        for i, (spec, rng) in enumerate(zip(stages, stage_streams(seed, len(stages)), strict=True))
+    ]
+    _wire(env, servers, log)
+    bar = tqdm(total=times.size, desc="simulate", unit="req", disable=not progress, leave=False)
+    _Source(env, times + stages[0].network_ms / 1000.0, servers[0].arrive_many, bar if progress else None)
+    t_end = float(times[-1])
+    window: dict[str, list[tuple[float, float]]] = {"start": [], "end": []}
+
+    def snapshot(key: str) -> Callable[[Event], None]:
+        return lambda e: window[key].extend(s.account() for s in servers)
+
+    Timeout(env, warmup_s).callbacks.append(snapshot("start"))
+    Timeout(env, t_end).callbacks.append(snapshot("end"))
+    scaler = Autoscaler(env, autoscaler, servers, t_end) if autoscaler is not None else None
+    env.run()
+    bar.close()
+    info = RunInfo(
+        seed=seed,
+        warmup_s=warmup_s,
+        end_s=t_end,
+        sim_end_s=float(env.now),
+        n_batches=n_batches,
+        confidence=confidence,
+        timeseries_bin_s=timeseries_bin_s,
+        engine="simpy-callbacks",
+    )
+    replica_logs = {s.index: [(0.0, s.spec.replicas, 0)] for s in servers}
+    if scaler is not None:
+        replica_logs |= scaler.replica_log
+    return summarize(log, servers, stages, info, window, replica_logs, record)

@@ -1,0 +1,178 @@
+"""One stage of the pipeline as a SimPy server: a FIFO queue feeding a pool of workers.
+
+Written with callbacks on SimPy events (no process per request): a request is an integer id,
+the queue is a ``deque`` of ids, and each batch in service is one ``Timeout`` event.
+
+Semantics (the same in :mod:`recsys.sim.naive`):
+
+- **Pool**: ``replicas x workers_per_replica`` identical workers share one FIFO queue (an ideal
+  load balancer). Each worker serves one batch at a time.
+- **Dynamic batching**: a free worker takes up to ``max_batch`` requests from the head of the
+  queue as soon as ``max_batch`` are waiting, or once the oldest waiting request has waited
+  ``max_wait_ms``; with ``max_wait_ms = 0`` it takes whatever is queued at once.
+- **Service**: a batch of ``b`` takes one draw of the stage's service model for ``b``.
+- **Bounded queue**: a request that finds ``queue_capacity`` requests waiting is shed.
+- **Timeout**: a request still waiting ``timeout_ms`` after joining the queue leaves with
+  outcome ``timeout`` at exactly that moment (waiting exactly ``timeout_ms`` is still served).
+  Requests in service are never cancelled.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from simpy import Environment, Event, Timeout
+
+from recsys.sim.records import SHED, TIMEOUT, RequestLog
+from recsys.sim.service import BatchSampler
+
+if TYPE_CHECKING:
+    from recsys.sim.engine import StageSpec
+
+# A timer due at t fires at t +- a few ulps; treat anything this close as due.
+TIME_EPS_S = 1e-9
+
+Exit = Callable[[list[int]], None]
+
+
+class StageServer:
+    """Queue, batcher and workers of one stage; hands finished batches to ``on_exit``."""
+
+    def __init__(
+        self,
+        env: Environment,
+        spec: StageSpec,
+        index: int,
+        sampler: BatchSampler,
+        log: RequestLog,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.index = index
+        self.sample = sampler
+        self.log = log
+        self.on_exit: Exit = lambda batch: None
+        self.queue: deque[int] = deque()
+        self.max_batch = spec.max_batch
+        self.max_wait_s = spec.max_wait_ms / 1000.0
+        self.capacity = spec.queue_capacity
+        self.timeout_s = None if spec.timeout_ms is None else spec.timeout_ms / 1000.0
+        self.replicas = spec.replicas
+        self.workers = spec.replicas * spec.workers_per_replica
+        self.busy = 0
+        self.retiring = 0
+        self.max_queue = 0
+        self._timer_at: float | None = None
+        self._enq = log.enqueue_s[index]
+        # Time integrals of busy workers and of workers present, for utilisation.
+        self.busy_area = 0.0
+        self.worker_area = 0.0
+        self._last_t = 0.0
+
+    # -- accounting -------------------------------------------------------------------------
+    def account(self) -> tuple[float, float]:
+        """Bring the busy/worker time integrals up to now and return them."""
+        now = self.env.now
+        dt = now - self._last_t
+        if dt:
+            self.busy_area += self.busy * dt
+            self.worker_area += self.workers * dt
+            self._last_t = now
+        return self.busy_area, self.worker_area
+
+    # -- arrivals ---------------------------------------------------------------------------
+    def arrive_many(self, batch: list[int]) -> None:
+        """Requests ``batch`` reach this stage now (together, e.g. a batch from upstream)."""
+        now = self.env.now
+        queue, log, s = self.queue, self.log, self.index
+        if self.timeout_s is not None:
+            self._expire(now)
+        for rid in batch:
+            n = len(queue)
+            log.queue_len[s][rid] = n
+            if self.capacity is not None and n >= self.capacity:
+                log.drop(rid, SHED, s, now)
+                continue
+            self._enq[rid] = now
+            queue.append(rid)
+        if len(queue) > self.max_queue:
+            self.max_queue = len(queue)
+        self._dispatch(now)
+
+    def _expire(self, now: float) -> None:
+        """Drop the queue head while it has waited longer than the timeout (FIFO: oldest first)."""
+        queue, enq, limit = self.queue, self._enq, self.timeout_s
+        assert limit is not None
+        while queue and enq[queue[0]] + limit < now:
+            rid = queue.popleft()
+            self.log.drop(rid, TIMEOUT, self.index, enq[rid] + limit)
+
+    # -- batching and service ---------------------------------------------------------------
+    def _dispatch(self, now: float) -> None:
+        """Start batches while a worker is free and a batch is ready; else arm the batch timer."""
+        queue = self.queue
+        if self.timeout_s is not None:
+            self._expire(now)
+        while queue and self.busy < self.workers:
+            if len(queue) < self.max_batch and self.max_wait_s > 0.0:
+                due = self._enq[queue[0]] + self.max_wait_s
+                if due - now > TIME_EPS_S:
+                    self._arm(now, due)
+                    return
+            self._start(now, min(len(queue), self.max_batch))
+
+    def _arm(self, now: float, due: float) -> None:
+        if self._timer_at is not None and self._timer_at <= due:
+            return  # an earlier (or the same) timer will re-check
+        self._timer_at = due
+        timer = Timeout(self.env, due - now, due)
+        timer.callbacks.append(self._on_timer)
+
+    def _on_timer(self, event: Event) -> None:
+        if self._timer_at == event.value:
+            self._timer_at = None
+        self._dispatch(self.env.now)
+
+    def _start(self, now: float, size: int) -> None:
+        queue, log, s = self.queue, self.log, self.index
+        batch = [queue.popleft() for _ in range(size)]
+        service = self.sample(size)
+        self.account()
+        self.busy += 1
+        start, svc, bsz = log.start_s[s], log.service_s[s], log.batch_size[s]
+        for rid in batch:
+            start[rid] = now
+            svc[rid] = service
+            bsz[rid] = size
+        done = Timeout(self.env, service, batch)
+        done.callbacks.append(self._on_done)
+
+    def _on_done(self, event: Event) -> None:
+        self.account()
+        self.busy -= 1
+        if self.retiring:
+            self.retiring -= 1
+            self.workers -= 1
+        self.on_exit(event.value)
+        self._dispatch(self.env.now)
+
+    # -- scaling ----------------------------------------------------------------------------
+    def set_replicas(self, replicas: int) -> None:
+        """Resize the pool now: new workers start at once; removed ones finish their batch."""
+        self.account()
+        per = self.spec.workers_per_replica
+        change = (replicas - self.replicas) * per
+        self.replicas = replicas
+        if change > 0:
+            cancel = min(change, self.retiring)  # keep workers that were about to retire
+            self.retiring -= cancel
+            self.workers += change - cancel
+            self._dispatch(self.env.now)
+        elif change < 0:
+            remove = -change
+            idle = self.workers - self.busy  # workers about to retire are all busy
+            now_gone = min(remove, idle)
+            self.workers -= now_gone
+            self.retiring += remove - now_gone

@@ -1,0 +1,353 @@
+"""Workloads: when requests arrive.
+
+A workload is anything with ``arrivals(rng, duration_s=None, n_requests=None)`` returning sorted
+float64 arrival times in seconds from 0 (the :class:`Workload` protocol). Give a horizon, a
+count, or both (the run stops at whichever comes first).
+
+- :class:`Poisson`: homogeneous Poisson arrivals at ``rate_qps``.
+- :class:`Diurnal`: a non-homogeneous Poisson process following a 24-hour rate curve (an
+  e-commerce day with an evening peak by default), scaled to ``peak_qps`` and ``peak_factor``.
+- :class:`Bursty`: renewal arrivals with Gamma inter-arrival times, or a two-state
+  Markov-modulated Poisson process (MMPP), with a given inter-arrival coefficient of variation.
+- :class:`~recsys.sim.replay.Replay`: a recorded trace (see :mod:`recsys.sim.replay`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from recsys.errors import ConfigError
+
+
+@runtime_checkable
+class Workload(Protocol):
+    """A source of arrival times."""
+
+    def arrivals(
+        self,
+        rng: np.random.Generator,
+        duration_s: float | None = None,
+        n_requests: int | None = None,
+    ) -> np.ndarray:
+        """Sorted arrival times (float64 seconds from 0)."""
+        ...
+
+
+def check_horizon(duration_s: float | None, n_requests: int | None, required: bool = True) -> None:
+    """Refuse a missing (when ``required``), negative or non-finite horizon."""
+    if required and duration_s is None and n_requests is None:
+        raise ConfigError("give duration_s or n_requests (or both) to generate arrivals")
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise ConfigError(f"duration_s must be a positive number, got {duration_s}")
+    if n_requests is not None and int(n_requests) < 1:
+        raise ConfigError(f"n_requests must be >= 1, got {n_requests}")
+
+
+def cut(times: np.ndarray, duration_s: float | None, n_requests: int | None) -> np.ndarray:
+    """Arrivals before ``duration_s``, at most ``n_requests`` of them."""
+    if duration_s is not None:
+        times = times[: np.searchsorted(times, duration_s, side="left")]
+    if n_requests is not None:
+        times = times[: int(n_requests)]
+    return np.ascontiguousarray(times, dtype=np.float64)
+
+
+def _positive(name: str, value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number, got {value}")
+    return float(value)
+
+
+def _grow(
+    chunk: Callable[[float, float], np.ndarray],
+    rate_qps: float,
+    duration_s: float | None,
+    n_requests: int | None,
+) -> np.ndarray:
+    """Generate a process with independent increments in consecutive windows until done."""
+    if n_requests is None:
+        assert duration_s is not None
+        return cut(chunk(0.0, duration_s), duration_s, None)
+    parts: list[np.ndarray] = []
+    count, t0 = 0, 0.0
+    span = max(1.2 * n_requests / rate_qps, 1e-9)
+    while count < n_requests and (duration_s is None or t0 < duration_s):
+        t1 = t0 + span if duration_s is None else min(t0 + span, duration_s)
+        part = chunk(t0, t1)
+        parts.append(part)
+        count += part.size
+        t0 = t1
+    return cut(np.concatenate(parts) if parts else np.empty(0), duration_s, n_requests)
+
+
+class Poisson:
+    """Homogeneous Poisson arrivals (exponential inter-arrival times) at ``rate_qps``."""
+
+    def __init__(self, rate_qps: float) -> None:
+        self.rate_qps = _positive("poisson rate_qps", rate_qps)
+
+    def arrivals(
+        self,
+        rng: np.random.Generator,
+        duration_s: float | None = None,
+        n_requests: int | None = None,
+    ) -> np.ndarray:
+        check_horizon(duration_s, n_requests)
+        if n_requests is not None:
+            return cut(np.cumsum(rng.exponential(1.0 / self.rate_qps, int(n_requests))), duration_s, None)
+        assert duration_s is not None
+        count = rng.poisson(self.rate_qps * duration_s)
+        return np.sort(rng.uniform(0.0, duration_s, count))
+
+    @property
+    def mean_rate_qps(self) -> float:
+        return self.rate_qps
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "poisson", "rate_qps": self.rate_qps}
+
+
+# Share of the daily peak per hour of a typical e-commerce day (local time, hours 0..23): a
+# night trough near 4:00, a lunch shoulder and the peak at 20:00-21:00. An assumption to replace
+# with the shop's own curve (``hourly=``) or a replayed trace.
+ECOMMERCE_HOURLY: tuple[float, ...] = (
+    0.42, 0.28, 0.19, 0.14, 0.12, 0.14, 0.20, 0.30, 0.42, 0.52, 0.58, 0.63,
+    0.68, 0.66, 0.62, 0.61, 0.63, 0.70, 0.80, 0.92, 1.00, 0.98, 0.84, 0.62,
+)  # fmt: skip
+
+
+class Diurnal:
+    """Non-homogeneous Poisson arrivals following a 24-hour curve, generated by thinning.
+
+    ``rate(t) = peak_qps * shape(hour(t)) ** g`` where ``shape`` is ``hourly`` (default
+    :data:`ECOMMERCE_HOURLY`, linearly interpolated, max 1) and ``g`` is solved so that
+    ``peak / mean = peak_factor`` (``peak_factor=None`` keeps the curve as given, g = 1).
+    ``peak_hour`` moves the curve's maximum to that hour; ``start_hour`` is the clock time at
+    t = 0; ``day_s`` compresses a day (e.g. 1440 for a one-minute "hour" in quick studies).
+    """
+
+    def __init__(
+        self,
+        peak_qps: float,
+        peak_factor: float | None = 2.0,
+        peak_hour: int | None = None,
+        start_hour: float = 0.0,
+        day_s: float = 86400.0,
+        hourly: Sequence[float] | None = None,
+    ) -> None:
+        self.peak_qps = _positive("diurnal peak_qps", peak_qps)
+        self.day_s = _positive("diurnal day_s", day_s)
+        self.start_hour = float(start_hour) % 24.0
+        shape = np.asarray(list(hourly if hourly is not None else ECOMMERCE_HOURLY), dtype=float)
+        if shape.size != 24 or not np.all(np.isfinite(shape)) or shape.min() < 0 or shape.max() <= 0:
+            raise ConfigError("diurnal hourly must be 24 non-negative numbers, not all zero")
+        shape = shape / shape.max()
+        if peak_hour is not None:
+            if not 0 <= int(peak_hour) < 24:
+                raise ConfigError(f"diurnal peak_hour must be in 0..23, got {peak_hour}")
+            shape = np.roll(shape, int(peak_hour) - int(np.argmax(shape)))
+        self.hourly = shape
+        self.exponent = 1.0 if peak_factor is None else self._solve_exponent(float(peak_factor))
+        day = np.linspace(0.0, 24.0, 24 * 60, endpoint=False)
+        self.peak_factor = 1.0 / float(np.mean(self._shape_at(day)))
+
+    def _shape_at(self, hours: np.ndarray) -> np.ndarray:
+        grid = np.arange(25.0)
+        curve = np.append(self.hourly, self.hourly[0])
+        return np.interp(np.mod(hours, 24.0), grid, curve) ** self.exponent
+
+    def _solve_exponent(self, peak_factor: float) -> float:
+        if not (math.isfinite(peak_factor) and peak_factor >= 1.0):
+            raise ConfigError(f"diurnal peak_factor must be >= 1, got {peak_factor}")
+        hours = np.linspace(0.0, 24.0, 24 * 60, endpoint=False)
+        base = np.interp(hours, np.arange(25.0), np.append(self.hourly, self.hourly[0]))
+        target = 1.0 / peak_factor
+        lo, hi = 0.0, 200.0
+        if np.mean(base**hi) > target:
+            raise ConfigError(f"diurnal peak_factor {peak_factor} is beyond what this curve can reach")
+        for _ in range(100):
+            mid = (lo + hi) / 2.0
+            lo, hi = (mid, hi) if np.mean(base**mid) > target else (lo, mid)
+        return (lo + hi) / 2.0
+
+    def rate_qps(self, t_s: np.ndarray | float) -> np.ndarray:
+        """Arrival rate at times ``t_s`` (seconds from the start of the run)."""
+        hours = self.start_hour + np.asarray(t_s, dtype=float) / self.day_s * 24.0
+        return self.peak_qps * self._shape_at(hours)
+
+    @property
+    def mean_rate_qps(self) -> float:
+        return self.peak_qps / self.peak_factor
+
+    def arrivals(
+        self,
+        rng: np.random.Generator,
+        duration_s: float | None = None,
+        n_requests: int | None = None,
+    ) -> np.ndarray:
+        check_horizon(duration_s, n_requests)
+
+        def chunk(t0: float, t1: float) -> np.ndarray:
+            times = np.sort(rng.uniform(t0, t1, rng.poisson(self.peak_qps * (t1 - t0))))
+            keep = rng.random(times.size) * self.peak_qps < self.rate_qps(times)
+            return times[keep]
+
+        return _grow(chunk, self.mean_rate_qps, duration_s, n_requests)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "diurnal",
+            "peak_qps": self.peak_qps,
+            "peak_factor": round(self.peak_factor, 4),
+            "mean_qps": round(self.mean_rate_qps, 4),
+            "peak_hour": int(np.argmax(self.hourly)),
+            "start_hour": self.start_hour,
+            "day_s": self.day_s,
+            "hourly": [round(float(v), 4) for v in self.hourly],
+        }
+
+
+class Bursty:
+    """Arrivals burstier (or smoother) than Poisson, with inter-arrival CV ``cv``.
+
+    ``kind="gamma"``: a renewal process with Gamma inter-arrival times (any cv > 0).
+    ``kind="mmpp"``: a two-state MMPP (cv > 1) that spends ``burst_fraction`` of the time in a
+    burst state whose rate is ``burst_ratio`` times the quiet rate; the mean burst length is
+    solved so the stationary inter-arrival CV equals ``cv``. Bursts are correlated in time
+    (runs of short gaps), which a renewal process cannot show.
+    """
+
+    def __init__(
+        self,
+        rate_qps: float,
+        cv: float,
+        kind: str = "gamma",
+        burst_ratio: float = 10.0,
+        burst_fraction: float = 0.1,
+    ) -> None:
+        self.rate_qps = _positive("bursty rate_qps", rate_qps)
+        self.cv = _positive("bursty cv", cv)
+        if kind not in ("gamma", "mmpp"):
+            raise ConfigError(f"bursty kind must be 'gamma' or 'mmpp', got {kind!r}")
+        self.kind = kind
+        self.burst_ratio = float(burst_ratio)
+        self.burst_fraction = float(burst_fraction)
+        if kind == "mmpp":
+            if self.cv <= 1.0:
+                raise ConfigError(f"bursty mmpp needs cv > 1, got {cv}; use kind=gamma")
+            if self.burst_ratio <= 1.0 or not 0.0 < self.burst_fraction < 1.0:
+                raise ConfigError("bursty mmpp needs burst_ratio > 1 and 0 < burst_fraction < 1")
+            self.rates_qps, self.mean_sojourn_s = self._fit_mmpp()
+
+    @property
+    def mean_rate_qps(self) -> float:
+        return self.rate_qps
+
+    def _fit_mmpp(self) -> tuple[np.ndarray, np.ndarray]:
+        p, r = self.burst_fraction, self.burst_ratio
+        quiet = self.rate_qps / (p * r + 1.0 - p)
+        rates = np.array([r * quiet, quiet])
+        lo, hi = math.log(1e-6), math.log(1e9)  # burst length in units of 1/rate
+        if mmpp_interarrival_cv(rates, math.exp(hi) / self.rate_qps, p) < self.cv:
+            raise ConfigError(
+                f"bursty mmpp cannot reach cv={self.cv} with burst_ratio={r}, "
+                f"burst_fraction={p}; raise burst_ratio"
+            )
+        for _ in range(100):
+            mid = (lo + hi) / 2.0
+            if mmpp_interarrival_cv(rates, math.exp(mid) / self.rate_qps, p) < self.cv:
+                lo = mid
+            else:
+                hi = mid
+        burst_s = math.exp((lo + hi) / 2.0) / self.rate_qps
+        return rates, np.array([burst_s, burst_s * (1.0 - p) / p])
+
+    def arrivals(
+        self,
+        rng: np.random.Generator,
+        duration_s: float | None = None,
+        n_requests: int | None = None,
+    ) -> np.ndarray:
+        check_horizon(duration_s, n_requests)
+        if self.kind == "mmpp":
+            return self._mmpp(rng, duration_s, n_requests)
+        shape = 1.0 / self.cv**2
+        scale = 1.0 / (self.rate_qps * shape)
+        if n_requests is not None:
+            return cut(np.cumsum(rng.gamma(shape, scale, int(n_requests))), duration_s, None)
+        assert duration_s is not None
+        # A renewal process: draw gaps until past the horizon (one call, then top up).
+        block = int(duration_s * self.rate_qps * 1.1) + 16
+        times = np.cumsum(rng.gamma(shape, scale, block))
+        while times[-1] < duration_s:
+            times = np.concatenate([times, times[-1] + np.cumsum(rng.gamma(shape, scale, block))])
+        return cut(times, duration_s, None)
+
+    def _mmpp(
+        self, rng: np.random.Generator, duration_s: float | None, n_requests: int | None
+    ) -> np.ndarray:
+        state = 0 if rng.random() < self.burst_fraction else 1
+        parts: list[np.ndarray] = []
+        t, count, block = 0.0, 0, 4096
+        while (duration_s is None or t < duration_s) and (n_requests is None or count < n_requests):
+            states = (state + np.arange(block)) % 2
+            lengths = rng.exponential(self.mean_sojourn_s[states])
+            starts = t + np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+            counts = rng.poisson(self.rates_qps[states] * lengths)
+            offsets = rng.random(int(counts.sum())) * np.repeat(lengths, counts)
+            part = np.sort(np.repeat(starts, counts) + offsets)
+            parts.append(part)
+            count += part.size
+            t = float(starts[-1] + lengths[-1])
+            state = (state + block) % 2
+        return cut(np.concatenate(parts), duration_s, n_requests)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": f"bursty_{self.kind}", "rate_qps": self.rate_qps, "cv": self.cv}
+        if self.kind == "mmpp":
+            out |= {
+                "burst_ratio": self.burst_ratio,
+                "burst_fraction": self.burst_fraction,
+                "mean_burst_s": float(self.mean_sojourn_s[0]),
+            }
+        return out
+
+
+def mmpp_interarrival_cv(rates_qps: np.ndarray, burst_s: float, burst_fraction: float) -> float:
+    """Stationary inter-arrival CV of a two-state MMPP (state 0 = burst), from its MAP form.
+
+    With ``D0 = Q - diag(rates)`` and ``D1 = diag(rates)``, the k-th moment of an inter-arrival
+    time is ``k! phi (-D0)^-k 1`` where ``phi`` is the state distribution seen by arrivals.
+    """
+    p = burst_fraction
+    leave_burst = 1.0 / burst_s
+    enter_burst = leave_burst * p / (1.0 - p)
+    q = np.array([[-leave_burst, leave_burst], [enter_burst, -enter_burst]])
+    d0 = q - np.diag(rates_qps)
+    pi = np.array([p, 1.0 - p])
+    phi = pi * rates_qps / float(pi @ rates_qps)
+    inv = np.linalg.inv(-d0)
+    m1 = float(phi @ inv @ np.ones(2))
+    m2 = 2.0 * float(phi @ inv @ inv @ np.ones(2))
+    return math.sqrt(max(m2 / m1**2 - 1.0, 0.0))
+
+
+# Replay lives in its own module; re-exported so every workload is importable from here.
+from recsys.sim.replay import Replay, record_arrivals  # noqa: E402
+
+__all__ = [
+    "ECOMMERCE_HOURLY",
+    "Bursty",
+    "Diurnal",
+    "Poisson",
+    "Replay",
+    "Workload",
+    "check_horizon",
+    "cut",
+    "mmpp_interarrival_cv",
+    "record_arrivals",
+]

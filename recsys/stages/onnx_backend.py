@@ -1,0 +1,78 @@
+"""ONNX export and ONNX Runtime scoring for rankers (fp32 and dynamic int8)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from recsys.errors import ArtifactError, ConfigError
+
+BACKENDS = ("native", "onnx", "int8")
+
+
+def check_backend(backend: str, allowed: tuple[str, ...] = BACKENDS) -> None:
+    if backend not in allowed:
+        raise ConfigError(f"backend must be one of {list(allowed)}, got {backend!r}")
+
+
+def lightgbm_to_onnx(booster: object, n_features: int) -> bytes:
+    """A LightGBM booster as an ONNX model with input ``input`` of shape ``(N, n_features)``."""
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    model = onnxmltools.convert_lightgbm(
+        booster, initial_types=[("input", FloatTensorType([None, n_features]))], zipmap=False
+    )
+    return model.SerializeToString()
+
+
+def torch_to_onnx(module: object, n_features: int) -> bytes:
+    """A torch module ``(N, F) -> (N,)`` exported with the dynamo exporter, dynamic batch."""
+    import torch
+
+    module.eval()
+    example = (torch.zeros(4, n_features),)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(
+        module, example, input_names=["input"], dynamic_shapes={"x": {0: batch}}, verbose=False
+    )
+    return program.model_proto.SerializeToString()
+
+
+def quantize_int8(model_bytes: bytes) -> bytes:
+    """Dynamic int8 quantisation of the weights (MatMul/Gemm) with ONNX Runtime."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model_bytes)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        return dst.read_bytes()
+
+
+class OrtScorer:
+    """An ONNX Runtime session that maps a float32 ``(N, F)`` matrix to ``(N,)`` scores."""
+
+    def __init__(self, model_bytes: bytes, n_threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = n_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                model_bytes, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types
+            raise ArtifactError(f"corrupt ONNX model: {str(exc).splitlines()[0]}") from exc
+        self.model_bytes = model_bytes
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: x})[0]
+        return np.asarray(out, np.float32).reshape(len(x))

@@ -1,0 +1,312 @@
+"""Candidate retrieval: exact or approximate inner-product search over learned embeddings."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Self
+
+import faiss
+import numpy as np
+
+from recsys.data.interactions import Interactions
+from recsys.errors import ArtifactError, ConfigError
+from recsys.stages.base import Candidates, check_users
+from recsys.stages.embeddings import Embedding, PrecomputedEmbedding
+from recsys.stages.history import SeenItems
+
+_METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+
+
+class SeenFilterMixin:
+    """Seen-item bookkeeping shared by retrievers: ``seen_`` and :meth:`add_history`."""
+
+    seen_: SeenItems
+
+    def add_history(self, inter: Interactions) -> None:
+        """Also exclude the items of ``inter`` (history known at serving time, e.g. validation)."""
+        self.seen_ = self.seen_.union(inter)
+
+
+class FaissRetriever(SeenFilterMixin):
+    """The ``k`` best unseen items by inner product of user and item embeddings.
+
+    ``factory`` is any FAISS ``index_factory`` string (``"Flat"``, ``"HNSW32"``,
+    ``"IVF256,Flat"``, ``"IVF1024,PQ16x8"``, ``"OPQ16,IVF1024,PQ16"``, ``"SQ8"``...);
+    ``nprobe`` (IVF) and ``ef_search`` (HNSW) are search-time knobs and ``ef_construction``
+    a build-time one. Seen items are excluded by over-fetching and filtering.
+    """
+
+    def __init__(
+        self,
+        embedding: Embedding,
+        factory: str = "Flat",
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        ef_construction: int | None = None,
+        metric: str = "ip",
+        n_threads: int = 1,
+        train_size: int | None = 100_000,
+        seed: int = 0,
+    ) -> None:
+        self.embedding = embedding
+        self.factory = factory
+        self.nprobe = nprobe
+        self.ef_search = ef_search
+        self.ef_construction = ef_construction
+        self.metric = metric
+        self.n_threads = n_threads
+        self.train_size = train_size
+        self.seed = seed
+
+    @property
+    def name(self) -> str:
+        return "faiss_" + re.sub(r"[^0-9a-z]+", "_", self.factory.lower()).strip("_")
+
+    def get_params(self) -> dict:
+        return {
+            "factory": self.factory,
+            "nprobe": self.nprobe,
+            "ef_search": self.ef_search,
+            "ef_construction": self.ef_construction,
+            "metric": self.metric,
+        }
+
+    @property
+    def is_exact(self) -> bool:
+        return self.factory.strip() in ("Flat", "IDMap,Flat")
+
+    def fit(self, train: Interactions) -> Self:
+        """Train the embeddings (unless already trained), then build the index."""
+        if self.metric not in _METRICS:
+            raise ConfigError(f"metric must be one of {sorted(_METRICS)}, got {self.metric!r}")
+        _check_nprobe(self.factory, self.nprobe)
+        faiss.omp_set_num_threads(self.n_threads)
+        if not hasattr(self.embedding, "item_embeddings_"):
+            self.embedding.fit(train)
+        self.user_vectors_ = np.ascontiguousarray(self.embedding.user_embeddings_, np.float32)
+        items = np.ascontiguousarray(self.embedding.item_embeddings_, np.float32)
+        start = time.perf_counter()
+        self.index_ = build_index(
+            items,
+            self.factory,
+            metric=self.metric,
+            ef_construction=self.ef_construction,
+            train_size=self.train_size,
+            seed=self.seed,
+        )
+        self.build_seconds_ = time.perf_counter() - start
+        self._set_search_params()
+        self.n_items_ = len(items)
+        self.seen_ = SeenItems.from_interactions(train)
+        return self
+
+    def _set_search_params(self) -> None:
+        params = faiss.ParameterSpace()
+        if self.nprobe is not None:
+            params.set_index_parameter(self.index_, "nprobe", int(self.nprobe))
+        if self.ef_search is not None:
+            params.set_index_parameter(self.index_, "efSearch", int(self.ef_search))
+
+    def exact(self) -> FaissRetriever:
+        """An exact (``Flat``) retriever over the same embeddings and history."""
+        items = self.index_items()
+        emb = PrecomputedEmbedding(self.user_vectors_, items).fit()
+        exact = FaissRetriever(emb, "Flat", metric=self.metric, n_threads=self.n_threads)
+        exact.user_vectors_, exact.n_items_, exact.seen_ = (
+            self.user_vectors_,
+            len(items),
+            self.seen_,
+        )
+        exact.index_ = build_index(items, "Flat", metric=self.metric)
+        return exact
+
+    def index_items(self) -> np.ndarray:
+        return np.ascontiguousarray(self.embedding.item_embeddings_, np.float32)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw index search (no seen-item filtering): ``(scores, items)`` of shape ``(B, k)``."""
+        faiss.omp_set_num_threads(self.n_threads)
+        scores, items = self.index_.search(np.ascontiguousarray(queries, np.float32), k)
+        if self.metric == "l2":
+            scores = -scores
+        return scores, items
+
+    def retrieve(self, users: np.ndarray, k: int) -> Candidates:
+        """The ``k`` best items each user has not seen in training, best first."""
+        _check_k(k, self.n_items_)
+        users = check_users(users, len(self.user_vectors_))
+        fetch = min(k + self.seen_.max_count(users), self.n_items_)
+        scores, items = self.search(self.user_vectors_[users], fetch)
+        items, scores = self.seen_.filter_topk(users, items, scores, k)
+        return Candidates(users, items, scores)
+
+    def save(self, path: str | Path) -> None:
+        """Index (FAISS binary format), user vectors and history (``.npy``) into ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.index_, str(path / "index.faiss"))
+        np.save(path / "user_vectors.npy", self.user_vectors_, allow_pickle=False)
+        np.save(path / "item_vectors.npy", self.index_items(), allow_pickle=False)
+        np.save(path / "seen_keys.npy", self.seen_.keys, allow_pickle=False)
+        meta = {**self.get_params(), "n_users": len(self.user_vectors_), "n_items": self.n_items_}
+        (path / "retriever.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, path: str | Path, n_threads: int = 1) -> FaissRetriever:
+        path = Path(path)
+        try:
+            meta = json.loads((path / "retriever.json").read_text())
+            users = np.load(path / "user_vectors.npy", allow_pickle=False)
+            items = np.load(path / "item_vectors.npy", allow_pickle=False)
+            keys = np.load(path / "seen_keys.npy", allow_pickle=False)
+            index = faiss.read_index(str(path / "index.faiss"))
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ArtifactError(f"cannot load retriever from {path}: {exc}") from exc
+        n_users, n_items = meta.pop("n_users"), meta.pop("n_items")
+        obj = cls(PrecomputedEmbedding(users, items).fit(), n_threads=n_threads, **meta)
+        obj.user_vectors_, obj.index_, obj.n_items_ = users, index, n_items
+        obj.seen_ = SeenItems(keys, n_users, n_items)
+        obj._set_search_params()
+        return obj
+
+
+def build_index(
+    vectors: np.ndarray,
+    factory: str,
+    *,
+    metric: str = "ip",
+    ef_construction: int | None = None,
+    train_size: int | None = 100_000,
+    seed: int = 0,
+) -> faiss.Index:
+    """A FAISS index from a factory string, trained (on a seeded sample) where it needs it."""
+    try:
+        index = faiss.index_factory(vectors.shape[1], factory, _METRICS[metric])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        raise ConfigError(f"unknown FAISS factory string {factory!r}: {first}") from exc
+    if ef_construction is not None:
+        hnsw = _find_hnsw(index)
+        if hnsw is None:
+            raise ConfigError(f"ef_construction given but {factory!r} has no HNSW graph")
+        hnsw.efConstruction = int(ef_construction)
+    nlist = _nlist(factory)
+    if nlist is not None and nlist > len(vectors):
+        raise ConfigError(f"IVF nlist={nlist} exceeds the {len(vectors)} items to index")
+    if not index.is_trained:
+        sample = vectors
+        if train_size is not None and len(vectors) > train_size:
+            rng = np.random.default_rng(seed)
+            sample = vectors[np.sort(rng.choice(len(vectors), train_size, replace=False))]
+        index.train(np.ascontiguousarray(sample))
+    index.add(vectors)
+    return index
+
+
+def _find_hnsw(index: faiss.Index) -> faiss.HNSW | None:
+    for candidate in (index, getattr(faiss.downcast_index(index), "index", None)):
+        if candidate is None:
+            continue
+        down = faiss.downcast_index(candidate)
+        if hasattr(down, "hnsw"):
+            return down.hnsw
+    return None
+
+
+def _nlist(factory: str) -> int | None:
+    match = re.search(r"IVF(\d+)", factory)
+    return int(match.group(1)) if match else None
+
+
+def _check_nprobe(factory: str, nprobe: int | None) -> None:
+    if nprobe is None:
+        return
+    nlist = _nlist(factory)
+    if nlist is None:
+        raise ConfigError(f"nprobe={nprobe} given but {factory!r} is not an IVF index")
+    if not 1 <= nprobe <= nlist:
+        raise ConfigError(f"nprobe={nprobe} must lie in [1, nlist={nlist}]")
+
+
+def _check_k(k: int, n_items: int) -> None:
+    if k <= 0:
+        raise ConfigError(f"k must be positive, got {k}")
+    if k > n_items:
+        raise ConfigError(f"k={k} exceeds the catalogue of {n_items} items")
+
+
+class PopularityRetriever(SeenFilterMixin):
+    """Baseline: the ``k`` most popular (training count) unseen items, the same for everyone."""
+
+    name = "popularity"
+    is_exact = True
+
+    def get_params(self) -> dict:
+        return {}
+
+    def fit(self, train: Interactions) -> Self:
+        counts = np.bincount(train.items, minlength=train.n_items).astype(np.float32)
+        self.order_ = np.argsort(-counts, kind="stable").astype(np.int64)
+        self.scores_ = np.log1p(counts[self.order_])
+        self.n_items_, self.n_users_ = train.n_items, train.n_users
+        self.seen_ = SeenItems.from_interactions(train)
+        return self
+
+    def retrieve(self, users: np.ndarray, k: int) -> Candidates:
+        _check_k(k, self.n_items_)
+        users = check_users(users, self.n_users_)
+        fetch = min(k + self.seen_.max_count(users), self.n_items_)
+        items = np.broadcast_to(self.order_[:fetch], (len(users), fetch))
+        scores = np.broadcast_to(self.scores_[:fetch], (len(users), fetch))
+        items, scores = self.seen_.filter_topk(users, items, scores, k)
+        return Candidates(users, items, scores)
+
+
+def exact(embedding: Embedding, **kwargs: object) -> FaissRetriever:
+    """``exact``: brute-force inner product (``Flat``)."""
+    return FaissRetriever(embedding, "Flat", **kwargs)
+
+
+def ivf(
+    embedding: Embedding, nlist: int = 256, nprobe: int = 16, **kwargs: object
+) -> FaissRetriever:
+    """``ivf``: inverted lists over ``nlist`` k-means cells, ``nprobe`` of them searched."""
+    return FaissRetriever(embedding, f"IVF{nlist},Flat", nprobe=nprobe, **kwargs)
+
+
+def ivfpq(
+    embedding: Embedding,
+    *,
+    nlist: int = 256,
+    m: int = 16,
+    nbits: int = 8,
+    nprobe: int = 16,
+    opq: bool = False,
+    **kwargs: object,
+) -> FaissRetriever:
+    """``ivfpq``: IVF with product-quantised codes (``m`` sub-vectors of ``nbits`` bits),
+    optionally preceded by an OPQ rotation."""
+    factory = f"{f'OPQ{m},' if opq else ''}IVF{nlist},PQ{m}x{nbits}"
+    return FaissRetriever(embedding, factory, nprobe=nprobe, **kwargs)
+
+
+def hnsw(
+    embedding: Embedding,
+    m: int = 32,
+    ef_construction: int = 40,
+    ef_search: int = 64,
+    **kwargs: object,
+) -> FaissRetriever:
+    """``hnsw``: a navigable small-world graph with ``m`` links per node."""
+    return FaissRetriever(
+        embedding, f"HNSW{m}", ef_search=ef_search, ef_construction=ef_construction, **kwargs
+    )
+
+
+def sq8(embedding: Embedding, **kwargs: object) -> FaissRetriever:
+    """``sq8``: exhaustive search over 8-bit scalar-quantised vectors."""
+    return FaissRetriever(embedding, "SQ8", **kwargs)
