@@ -24,7 +24,9 @@ class StageFleet:
 
     def __post_init__(self) -> None:
         if self.replicas <= 0:
-            raise ConfigError(f"stage {self.stage!r}: replicas must be positive, got {self.replicas}")
+            raise ConfigError(
+                f"stage {self.stage!r}: replicas must be positive, got {self.replicas}"
+            )
         if self.price_per_hour_usd < 0:
             raise ConfigError(
                 f"hardware {self.hardware!r}: price_per_hour_usd must be >= 0, "
@@ -125,5 +127,5 @@ def fleet_cost(
         monthly_usd=monthly,
         tco_monthly_usd=tco,
         stages=stages,
-        assumptions={k: v for k, v in asdict(a).items()},
+        assumptions=dict(asdict(a).items()),
     )

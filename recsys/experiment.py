@@ -52,9 +52,11 @@ class ProfileOptions:
     sample_users: int = 512
 
 
-def split_data(data: Interactions, valid_frac: float, test_frac: float) -> Split:
+def split_data(
+    data: Interactions, valid_frac: float, test_frac: float, mode: str = "global"
+) -> Split:
     """Time-based train/validation/test split, logging what it removed."""
-    split = time_split(data, valid_frac=valid_frac, test_frac=test_frac)
+    split = time_split(data, valid_frac=valid_frac, test_frac=test_frac, mode=mode)
     log.info(
         "data %s: %d interactions, %d users, %d items; train %d / valid %d / test %d",
         data.name,
@@ -162,9 +164,7 @@ def simulate_fleet(
     return list(planned.stages), result, planned
 
 
-def price_fleet(
-    specs: Sequence[StageSpec], qps: float, assumptions: CostAssumptions
-) -> CostReport:
+def price_fleet(specs: Sequence[StageSpec], qps: float, assumptions: CostAssumptions) -> CostReport:
     """Cost of the simulated fleet serving ``qps`` around the clock."""
     fleet = [
         StageFleet(
@@ -210,7 +210,6 @@ def assemble_result(
             }
         )
         stages.append(stats)
-    p99 = float(sim_dict["latency_ms"]["p99"])
     result: dict[str, Any] = {
         "schema_version": 1,
         "run": dict(run),
@@ -223,8 +222,8 @@ def assemble_result(
         "cost": cost.to_dict(),
         "sla": {
             "p99_ms": sla_p99_ms,
-            "met": bool(p99 <= sla_p99_ms and not sim_dict.get("unstable", False)),
-            "attainment": sim_dict.get("sla_attainment"),
+            "met": sim.meets_sla(sla_p99_ms),
+            "attainment": sim.sla_attainment(sla_p99_ms),
         },
         "simulation": {k: v for k, v in sim_dict.items() if k not in ("latency_ms", "stages")},
         "config": dict(config),

@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from recsys.cache import ArtifactCache, data_fingerprint, stable_hash
 from recsys.errors import ConfigError
 from recsys.metrics_ranking import ranking_metrics, recall_against
 from recsys.stages.base import Candidates, Ranker, Retriever
@@ -101,19 +102,46 @@ class Pipeline:
 
     # -- training and serving -------------------------------------------------------------
 
-    def fit(self, split: Any) -> Self:
+    def fit(self, split: Any, cache: ArtifactCache | None = None) -> Self:
         """Fit retrieval on train, then each ranker on the candidates of validation users.
 
-        Afterwards the validation interactions count as history (they are excluded from
-        recommendations), as they would be when serving after the validation period.
+        With a ``cache``, every stage that can ``save``/``restore`` itself is restored when
+        an artifact for the same training config, upstream stages and data exists, and
+        stored after fitting otherwise (so a sweep trains each stage once). Afterwards the
+        validation interactions count as history (they are excluded from recommendations),
+        as they would be when serving after the validation period.
         """
-        self.retriever.fit(split.train)
-        self.validate(split.train.n_items)
-        candidates = self.retriever.retrieve(split.valid_users(), self.k)
+        train = split.train
+        train_fp = data_fingerprint(train) if cache is not None else ""
+        retriever = self.retriever
+
+        def fit_retriever() -> None:
+            emb = getattr(retriever, "embedding", None)
+            if emb is not None and not hasattr(emb, "item_embeddings_"):
+                _fit_stage(cache, emb, stage_config(emb), train_fp, lambda: emb.fit(train))
+            retriever.fit(train)
+
+        upstream: dict[str, Any] = {
+            "retrieval": _fit_stage(
+                cache, retriever, stage_config(retriever), train_fp, fit_retriever
+            ),
+            "k": self.k,
+        }
+        self.validate(train.n_items)
+        candidates = retriever.retrieve(split.valid_users(), self.k)
+        data_fp = data_fingerprint(train, split.valid) if cache is not None else ""
         for ranker, n in self.rankers:
-            ranker.fit(split.train, split.valid, candidates)
+            config = {"stage": stage_config(ranker), "upstream": upstream}
+            key = _fit_stage(
+                cache,
+                ranker,
+                config,
+                data_fp,
+                lambda r=ranker, c=candidates: r.fit(train, split.valid, c),
+            )
             candidates = ranker.rank(candidates, n)
-        add_history = getattr(self.retriever, "add_history", None)
+            upstream = {"ranker": key, "n": n, "previous": upstream}
+        add_history = getattr(retriever, "add_history", None)
         if add_history is not None:
             add_history(split.valid)
         return self
@@ -242,6 +270,38 @@ def build_pipeline(
             ranker, n = spec
         rankers.append((ranker, final_n if n is None else int(n)))
     return Pipeline(retrieval, k=k, rankers=rankers, final_n=final_n)
+
+
+# Parameters that change how a fitted stage serves, not what it learns: kept out of cache keys.
+SERVING_ONLY = frozenset({"backend", "n_threads", "nprobe", "ef_search"})
+
+
+def stage_config(stage: object) -> dict[str, Any]:
+    """What determines a stage's learned state: its class and training parameters, and
+    those of its embedding or teacher."""
+    params = {k: v for k, v in _params(stage).items() if k not in SERVING_ONLY}
+    config: dict[str, Any] = {"class": f"{type(stage).__module__}.{type(stage).__qualname__}"}
+    for part in ("embedding", "teacher"):
+        if hasattr(stage, part):
+            params.pop(part, None)
+            config[part] = stage_config(getattr(stage, part))
+    config["params"] = params
+    return config
+
+
+def _fit_stage(
+    cache: ArtifactCache | None,
+    stage: object,
+    config: dict[str, Any],
+    data_fp: str,
+    fit: Callable[[], Any],
+) -> str:
+    """Fit ``stage`` (through the cache when it can save and restore itself); its key."""
+    if cache is None or not (hasattr(stage, "save") and hasattr(stage, "restore")):
+        fit()
+        return stable_hash({"config": config, "data": data_fp})[:32]
+    key, _ = cache.fit_stage(stage, config, data_fp, fit)  # type: ignore[arg-type]
+    return key
 
 
 def _kind(stage: object) -> str:

@@ -96,17 +96,29 @@ class _Search:
 
     def run(self, specs: Sequence[StageSpec]) -> SimResult:
         result = simulate(
-            self.arrivals, specs, seed=self.seed, warmup_s=self.warmup_s, record=False,
+            self.arrivals,
+            specs,
+            seed=self.seed,
+            warmup_s=self.warmup_s,
+            record=False,
             progress=False,
         )
         p99 = float(result.latency_ms["p99"])
         self.trail.append(
-            {"replicas": {s.name: s.replicas for s in specs}, "p99_ms": p99,
-             "dropped": int(result.dropped), "unstable": bool(result.unstable),
-             "met": _meets(result, self.sla)}
+            {
+                "replicas": {s.name: s.replicas for s in specs},
+                "p99_ms": p99,
+                "dropped": int(result.dropped),
+                "unstable": bool(result.unstable),
+                "met": _meets(result, self.sla),
+            }
         )
-        log.info("plan: %s -> p99 %.2f ms%s", self.trail[-1]["replicas"], p99,
-                 " (meets SLA)" if self.trail[-1]["met"] else "")
+        log.info(
+            "plan: %s -> p99 %.2f ms%s",
+            self.trail[-1]["replicas"],
+            p99,
+            " (meets SLA)" if self.trail[-1]["met"] else "",
+        )
         return result
 
 
@@ -137,13 +149,18 @@ def plan_replicas(
     best = search.run(ceiling)
     if not _meets(best, sla_p99_ms):
         return PlanResult(
-            tuple(ceiling), False, float(best.latency_ms["p99"]), sla_p99_ms,
+            tuple(ceiling),
+            False,
+            float(best.latency_ms["p99"]),
+            sla_p99_ms,
             f"p99 {best.latency_ms['p99']:.1f} ms > SLA {sla_p99_ms} ms even with "
             f"{max_replicas} replicas per stage: service times alone are too slow",
             tuple(search.trail),
         )
     current = [
-        dataclasses.replace(s, replicas=min(max_replicas, min_stable_replicas(s, qps, max_utilization)))
+        dataclasses.replace(
+            s, replicas=min(max_replicas, min_stable_replicas(s, qps, max_utilization))
+        )
         for s in specs
     ]
     result = search.run(current)
@@ -161,8 +178,12 @@ def plan_replicas(
         current, result = ceiling, best
     current, result = _trim(search, current, result, sla_p99_ms, max_simulations)
     return PlanResult(
-        tuple(current), True, float(result.latency_ms["p99"]), sla_p99_ms,
-        f"fewest replicas found meeting p99 <= {sla_p99_ms} ms", tuple(search.trail),
+        tuple(current),
+        True,
+        float(result.latency_ms["p99"]),
+        sla_p99_ms,
+        f"fewest replicas found meeting p99 <= {sla_p99_ms} ms",
+        tuple(search.trail),
     )
 
 

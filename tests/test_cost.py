@@ -11,7 +11,9 @@ def test_two_stage_fleet_worked_example():
     # so $4 / 360 = $0.0111 per 1000 requests; a 730-hour month costs $2920.
     fleet = [StageFleet("retrieval", 2, "c7i.large", 0.5), StageFleet("ranking", 3, "c7i.xl", 1.0)]
     assumptions = CostAssumptions(
-        engineering_hours=120, engineering_rate_usd=100, amortization_months=12,
+        engineering_hours=120,
+        engineering_rate_usd=100,
+        amortization_months=12,
         maintenance_monthly_usd=200,
     )
     report = fleet_cost(fleet, qps=100, assumptions=assumptions)

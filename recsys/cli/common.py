@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ from omegaconf.errors import OmegaConfBaseException
 from recsys.errors import ConfigError, RecsysError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# Hydra instantiates only these targets: recsys itself, plus trusted packages the user names
+# (comma-separated prefixes, e.g. "mycompany.rankers.*") in RECSYS_TRUSTED_TARGETS.
+TRUSTED_TARGETS = ["recsys.*"]
 EXIT_USER_ERROR = 2
 
 log = logging.getLogger("recsys")
@@ -56,12 +60,22 @@ def build(node: Any, what: str) -> Any:
     if node is None:
         raise ConfigError(f"{what} is not configured")
     try:
-        return instantiate(node, _convert_="all")
-    except InstantiationException as exc:
+        return instantiate(node, _convert_="all", _execution_whitelist_=trusted_targets())
+    except RecsysError:
+        raise
+    except (InstantiationException, TypeError, ValueError, OmegaConfBaseException) as exc:
+        # Hydra wraps errors of the target's constructor; a TypeError is a wrong keyword.
         cause = _root_cause(exc)
         if isinstance(cause, RecsysError):
             raise cause from None
-        raise ConfigError(f"{what}: {' '.join(str(cause).split())}") from None
+        message = " ".join(str(cause).split("full_key:")[0].split())
+        raise ConfigError(f"{what}: {message}") from None
+
+
+def trusted_targets() -> list[str]:
+    """Target prefixes Hydra may call: ``recsys.*`` and those in ``RECSYS_TRUSTED_TARGETS``."""
+    extra = os.environ.get("RECSYS_TRUSTED_TARGETS", "")
+    return TRUSTED_TARGETS + [t.strip() for t in extra.split(",") if t.strip()]
 
 
 def run_dir() -> Path:

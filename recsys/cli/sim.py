@@ -97,29 +97,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seed = int(cfg.seed)
     positive(cfg.sla.p99_ms, "sla.p99_ms")
     positive(cfg.sim.n_requests, "sim.n_requests")
+    positive(cfg.traffic.peak_qps, "traffic.peak_qps")
     workload = build(cfg.traffic.workload, "traffic.workload")
     pipeline = make_pipeline(cfg)
-    set_threads(int(cfg.profile.n_threads))
-
-    data = build(cfg.data, "data")
-    split = ex.split_data(data, cfg.split.valid_frac, cfg.split.test_frac)
-    log.info("fitting %s", [s["kind"] for s in pipeline.describe()])
-    pipeline.fit(split)
-    quality = ex.evaluate_quality(pipeline, split, cfg.eval_users, seed)
-    log.info("offline quality: %s", _fmt(quality.to_dict()))
-
+    # Check every stage setting before the slow steps, so bad input fails in seconds.
+    stages = [d["stage"] for d in pipeline.describe()]
+    hardware = hardware_for(cfg, stages)
+    serving = serving_options(cfg, stages)
+    replicas = replicas_for(cfg, stages)
     profile_opts = ex.ProfileOptions(
         batch_sizes=tuple(int(b) for b in cfg.profile.batch_sizes),
         repeats=int(cfg.profile.repeats),
         warmup=int(cfg.profile.warmup),
         sample_users=int(cfg.profile.sample_users),
     )
+    set_threads(int(cfg.profile.n_threads))
+
+    data = build(cfg.data, "data")
+    split = ex.split_data(data, cfg.split.valid_frac, cfg.split.test_frac, cfg.split.mode)
+    log.info("fitting %s", [s["kind"] for s in pipeline.describe()])
+    pipeline.fit(split)
+    quality = ex.evaluate_quality(pipeline, split, cfg.eval_users, seed)
+    log.info("offline quality: %s", _fmt(quality.to_dict()))
     profile = ex.profile_pipeline(pipeline, split, profile_opts, seed, progress=cfg.progress)
-    stages = [d["stage"] for d in pipeline.describe()]
-    hardware = hardware_for(cfg, stages)
     services = ex.service_models(profile, stages, hardware)
-    serving = serving_options(cfg, stages)
-    replicas = replicas_for(cfg, stages)
 
     rng = np.random.default_rng(seed)
     arrivals = workload.arrivals(rng, n_requests=int(cfg.sim.n_requests))
@@ -172,7 +173,9 @@ def _describe(obj: object) -> dict[str, Any]:
     return dict(describe()) if describe else {}
 
 
-def _write_outputs(out: Path, result: dict[str, Any], profile: Any, sim: Any, records: bool) -> None:
+def _write_outputs(
+    out: Path, result: dict[str, Any], profile: Any, sim: Any, records: bool
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     profile.to_parquet(out / "profile.parquet", index=False)
     if records and sim.records is not None:
@@ -199,8 +202,8 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
         f"  quality  ({q['dataset']}): NDCG@10 {q['ndcg@10']:.4f}  recall@10 {q['recall@10']:.4f}"
         f"  retrieval recall@{q['k']} {q['retrieval_recall@k']:.4f}\n"
         f"  latency  at {result['traffic']['peak_qps']:g} QPS: p50 {lat['p50']:.2f} ms  "
-        f"p99 {lat['p99']:.2f} ms  p99.9 {lat['p999']:.2f} ms  (SLA p99 {result['sla']['p99_ms']} ms:"
-        f" {'met' if result['sla']['met'] else 'MISSED'})\n"
+        f"p99 {lat['p99']:.2f} ms  p99.9 {lat['p999']:.2f} ms  "
+        f"(SLA p99 {result['sla']['p99_ms']} ms: {'met' if result['sla']['met'] else 'MISSED'})\n"
         f"  fleet    {replicas}; dropped {result['dropped']}\n"
         f"  cost     ${cost['per_1k_requests_usd']:.5f} per 1k requests, "
         f"${cost['monthly_usd']:,.0f}/month, TCO ${cost['tco_monthly_usd']:,.0f}/month\n"

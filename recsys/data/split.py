@@ -1,4 +1,11 @@
-"""Global time split into train / valid / test, with cold rows removed and counted."""
+"""Time-based split into train / valid / test, with cold rows removed and counted.
+
+Two modes: ``global`` cuts every user's history at the same two instants (no training row is
+later than any evaluation row); ``per_user`` holds out the latest interactions of each user
+(leave-last-out in time), which keeps every active user in the test set when a data set's
+users are active in different periods (MovieLens: a global cut of ml-latest-small leaves
+only 19 test users).
+"""
 
 from __future__ import annotations
 
@@ -82,14 +89,28 @@ def _warm_part(
     return inter.subset(keep, name=f"{inter.name}/{part}")
 
 
-def time_split(inter: Interactions, valid_frac: float = 0.1, test_frac: float = 0.1) -> Split:
-    """Split by two global time cutoffs: the ``1 - valid - test`` and ``1 - test`` quantiles.
+SPLIT_MODES = ("global", "per_user")
+
+
+def time_split(
+    inter: Interactions,
+    valid_frac: float = 0.1,
+    test_frac: float = 0.1,
+    mode: str = "global",
+) -> Split:
+    """Split by time, globally or per user (see the module docstring).
+
+    ``mode="global"``: by two global time cutoffs: the ``1 - valid - test`` and ``1 - test`` quantiles.
 
     Global cutoffs mean no training row is later than any evaluation row (no leakage from the
     future). Valid and test keep only users and items seen in train; removed rows are counted
     in :attr:`Split.dropped` and logged. Ties at a cutoff go to the later part.
     """
     _check_fractions(valid_frac, test_frac)
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"time_split: mode must be one of {SPLIT_MODES}, got {mode!r}")
+    if mode == "per_user":
+        return _per_user_split(inter, valid_frac, test_frac)
     ts = inter.timestamps
     valid_start, test_start = np.quantile(ts, [1.0 - valid_frac - test_frac, 1.0 - test_frac])
     train_mask = ts < valid_start
@@ -110,5 +131,39 @@ def time_split(inter: Interactions, valid_frac: float = 0.1, test_frac: float = 
         test=test,
         valid_start=float(valid_start),
         test_start=float(test_start),
+        dropped=dropped,
+    )
+
+
+def _per_user_split(inter: Interactions, valid_frac: float, test_frac: float) -> Split:
+    """Each user's latest ``test_frac`` rows to test and the ``valid_frac`` before to valid.
+
+    Users with fewer than three interactions stay wholly in train; every user with three or
+    more gives at least one test and one validation row. Cutoffs reported are the earliest
+    validation and test timestamps.
+    """
+    frame = inter.frame
+    # frame is sorted by time, so the cumulative count within a user is its rank in time.
+    rank = frame.groupby("user", sort=False).cumcount().to_numpy()
+    count = np.bincount(inter.users, minlength=inter.n_users)[inter.users]
+    eligible = count >= 3
+    n_test = np.maximum(1, np.floor(count * test_frac)).astype(np.int64)
+    n_valid = np.maximum(1, np.floor(count * valid_frac)).astype(np.int64)
+    test_mask = eligible & (rank >= count - n_test)
+    valid_mask = eligible & ~test_mask & (rank >= count - n_test - n_valid)
+    train_mask = ~(test_mask | valid_mask)
+    train = inter.subset(train_mask, name=f"{inter.name}/train")
+    dropped: dict[str, int] = {}
+    valid = _warm_part(inter, valid_mask, train, "valid", dropped)
+    test = _warm_part(inter, test_mask, train, "test", dropped)
+    if any(dropped.values()):
+        log.info("%s: per-user split removed cold rows %s", inter.name, dropped)
+    ts = inter.timestamps
+    return Split(
+        train=train,
+        valid=valid,
+        test=test,
+        valid_start=float(ts[valid_mask].min()),
+        test_start=float(ts[test_mask].min()),
         dropped=dropped,
     )

@@ -25,12 +25,13 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def _latency_rows(latency: Mapping[str, Any]) -> list[list[Any]]:
     rows = []
-    ci = latency.get("ci", {}) or {}
     for key in ("p50", "p90", "p95", "p99", "p999"):
-        if key in latency:
-            low, high = (ci.get(key) or [None, None])[:2] if isinstance(ci, Mapping) else (None, None)
-            interval = f"[{low:.3g}, {high:.3g}]" if low is not None and high is not None else "n/a"
-            rows.append([key, float(latency[key]), interval])
+        if key not in latency:
+            continue
+        low, high = latency.get(f"{key}_ci_low"), latency.get(f"{key}_ci_high")
+        # The CI is missing where too few requests fall beyond the percentile to estimate it.
+        interval = f"[{low:.4g}, {high:.4g}]" if low is not None and high is not None else "n/a"
+        rows.append([key, float(latency[key]), interval])
     return rows
 
 
@@ -39,9 +40,15 @@ def _stage_rows(stages: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     for s in stages:
         lat = s.get("latency_ms", {}) or {}
         rows.append(
-            [s["name"], s["replicas"], s.get("hardware"), s.get("utilization", float("nan")),
-             s.get("mean_batch", float("nan")), lat.get("p50", float("nan")),
-             lat.get("p99", float("nan"))]
+            [
+                s["name"],
+                s["replicas"],
+                s.get("hardware"),
+                s.get("utilization", float("nan")),
+                s.get("mean_batch", float("nan")),
+                lat.get("p50", float("nan")),
+                lat.get("p99", float("nan")),
+            ]
         )
     return rows
 
@@ -90,8 +97,15 @@ def render_run_report(result: Mapping[str, Any], profile: pd.DataFrame | None = 
             md_table(
                 ["stage", "batch", "mean ms", "p50 ms", "p99 ms", "per request ms", "samples"],
                 summary[
-                    ["stage", "batch_size", "mean_ms", "p50_ms", "p99_ms", "per_request_ms",
-                     "samples"]
+                    [
+                        "stage",
+                        "batch_size",
+                        "mean_ms",
+                        "p50_ms",
+                        "p99_ms",
+                        "per_request_ms",
+                        "samples",
+                    ]
                 ].itertuples(index=False),
             ),
         ]
@@ -102,9 +116,12 @@ def _assumptions(result: Mapping[str, Any]) -> list[str]:
     rows: list[list[Any]] = []
     for stage, hw in (result.get("hardware") or {}).items():
         rows.append(
-            [f"hardware of {stage}", f"{hw['name']}: ${hw['price_per_hour_usd']}/h, "
-             f"{hw['vcpu']} vCPU, speed x{hw['speed_factor']}",
-             f"{hw.get('price_source')} ({hw.get('price_date')})"]
+            [
+                f"hardware of {stage}",
+                f"{hw['name']}: ${hw['price_per_hour_usd']}/h, "
+                f"{hw['vcpu']} vCPU, speed x{hw['speed_factor']}",
+                f"{hw.get('price_source')} ({hw.get('price_date')})",
+            ]
         )
     for key, value in (result["cost"].get("assumptions") or {}).items():
         if key != "source":

@@ -1,6 +1,7 @@
 """A utilisation-target autoscaler for replica pools, modelled on the Kubernetes HPA.
 
-Every ``interval_s`` it measures each stage's busy fraction over the last interval and asks for
+Every ``interval_s`` it measures each stage's busy fraction since the last tick (or since its
+capacity last changed, so a half-started fleet does not skew the reading) and asks for
 ``ceil(ready * utilisation / target_utilization)`` replicas (no change within ``tolerance`` of
 the target), clamped to ``[min_replicas, max_replicas]``. New replicas serve only after
 ``cold_start_s`` (they are billed from the request on). Scale-down uses the highest
@@ -73,7 +74,9 @@ class Autoscaler:
         names = {s.spec.name for s in servers}
         unknown = set(spec.stages or ()) - names
         if unknown:
-            raise ConfigError(f"autoscaler stages {sorted(unknown)} are not in the pipeline {sorted(names)}")
+            raise ConfigError(
+                f"autoscaler stages {sorted(unknown)} are not in the pipeline {sorted(names)}"
+            )
         self.env = env
         self.spec = spec
         self.servers = [s for s in servers if spec.stages is None or s.spec.name in spec.stages]
@@ -133,12 +136,14 @@ class Autoscaler:
                 remove -= 1
             if remove:
                 server.set_replicas(server.replicas - remove)
+                self.last[idx] = server.account()
             self._note(server)
 
     def _ready(self, event: Event) -> None:
-        server, token = event.value
+        server, token = event.value  # type: ignore[misc]  # given to Timeout above
         if token.cancelled:
             return
         self.pending[server.index].remove(token)
         server.set_replicas(server.replicas + 1)
+        self.last[server.index] = server.account()  # measure the new capacity from now on
         self._note(server)

@@ -36,8 +36,9 @@ __all__ = ["AutoscalerSpec", "StageSpec", "check_arrivals", "simulate", "stage_s
 class StageSpec:
     """One stage's server pool.
 
-    ``service`` is the service-time model measured on the profiling machine; with ``hardware``
-    set the engine divides it by ``hardware.speed_factor``. ``queue_capacity`` (requests
+    ``service`` is the service-time model *on this stage's hardware* (build it with
+    ``hardware.scale(profiled_model)``); ``hardware`` itself is carried for reporting and
+    pricing only, so a model is never scaled twice. ``queue_capacity`` (requests
     waiting, not in service) and ``timeout_ms`` (longest wait in this stage's queue) are
     unbounded when None. ``network_ms`` is paid on the way into this stage.
     """
@@ -63,19 +64,18 @@ class StageSpec:
             value = getattr(self, field)
             if int(value) != value or value < low:
                 raise ConfigError(f"{where}: {field} must be an integer >= {low}, got {value}")
-        if self.queue_capacity is not None and (int(self.queue_capacity) != self.queue_capacity or self.queue_capacity < 0):
+        if self.queue_capacity is not None and (
+            int(self.queue_capacity) != self.queue_capacity or self.queue_capacity < 0
+        ):
             raise ConfigError(f"{where}: queue_capacity must be an integer >= 0 or null")
         for field in ("max_wait_ms", "network_ms"):
             value = getattr(self, field)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{where}: {field} must be >= 0, got {value}")
-        if self.timeout_ms is not None and not (math.isfinite(self.timeout_ms) and self.timeout_ms > 0):
+        if self.timeout_ms is not None and not (
+            math.isfinite(self.timeout_ms) and self.timeout_ms > 0
+        ):
             raise ConfigError(f"{where}: timeout_ms must be > 0 or null, got {self.timeout_ms}")
-
-    @property
-    def model(self) -> ServiceTimeModel:
-        """The service model on this stage's hardware."""
-        return self.service if self.hardware is None else self.hardware.scale(self.service)
 
     @property
     def workers(self) -> int:
@@ -168,6 +168,7 @@ def simulate(
     seed: int = 0,
     warmup_s: float = 0.0,
     record: bool = True,
+    *,
     autoscaler: AutoscalerSpec | None = None,
     progress: bool = False,
     timeseries_bin_s: float = 60.0,
@@ -183,17 +184,24 @@ def simulate(
     """
     times = check_arrivals(arrivals)
     _check_stages(stages)
-    if not 0.0 <= warmup_s < times[-1]:
-        raise ConfigError(f"warmup_s={warmup_s} must be >= 0 and before the last arrival ({times[-1]:.3f} s)")
+    if not 0.0 <= warmup_s <= times[-1]:
+        raise ConfigError(
+            f"warmup_s={warmup_s} must be >= 0 and before the last arrival ({times[-1]:.3f} s)"
+        )
     env = Environment()
     log = RequestLog(times, len(stages))
     servers = [
-        StageServer(env, spec, i, BatchSampler(spec.model, rng), log)
+        StageServer(env, spec, i, BatchSampler(spec.service, rng), log)
         for i, (spec, rng) in enumerate(zip(stages, stage_streams(seed, len(stages)), strict=True))
     ]
     _wire(env, servers, log)
     bar = tqdm(total=times.size, desc="simulate", unit="req", disable=not progress, leave=False)
-    _Source(env, times + stages[0].network_ms / 1000.0, servers[0].arrive_many, bar if progress else None)
+    _Source(
+        env,
+        times + stages[0].network_ms / 1000.0,
+        servers[0].arrive_many,
+        bar if progress else None,
+    )
     t_end = float(times[-1])
     window: dict[str, list[tuple[float, float]]] = {"start": [], "end": []}
 
@@ -218,4 +226,4 @@ def simulate(
     replica_logs = {s.index: [(0.0, s.spec.replicas, 0)] for s in servers}
     if scaler is not None:
         replica_logs |= scaler.replica_log
-    return summarize(log, servers, stages, info, window, replica_logs, record)
+    return summarize(log, stages, info, window=window, replica_logs=replica_logs, record=record)

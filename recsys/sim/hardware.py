@@ -38,14 +38,17 @@ class Hardware:
             raise ConfigError(f"hardware {self.name}: vcpu must be >= 1, got {self.vcpu}")
         if not (math.isfinite(self.price_per_hour_usd) and self.price_per_hour_usd >= 0):
             raise ConfigError(
-                f"hardware {self.name}: price_per_hour_usd must be >= 0, got {self.price_per_hour_usd}"
+                f"hardware {self.name}: price_per_hour_usd must be >= 0, "
+                f"got {self.price_per_hour_usd}"
             )
         if not (math.isfinite(self.speed_factor) and self.speed_factor > 0):
             raise ConfigError(
                 f"hardware {self.name}: speed_factor must be > 0, got {self.speed_factor}"
             )
         if self.memory_gib is not None and self.memory_gib <= 0:
-            raise ConfigError(f"hardware {self.name}: memory_gib must be > 0, got {self.memory_gib}")
+            raise ConfigError(
+                f"hardware {self.name}: memory_gib must be > 0, got {self.memory_gib}"
+            )
 
     def scale(self, model: ServiceTimeModel) -> ServiceTimeModel:
         """``model`` as it would run on this hardware (unchanged when speed_factor is 1)."""

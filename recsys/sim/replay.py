@@ -42,7 +42,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
         if name.endswith((".parquet", ".pq")):
             table = pd.read_parquet(path)
         elif ".csv" in name or name.endswith(".txt"):
-            table = pd.read_csv(path, float_precision="round_trip")
+            table = pd.read_csv(path)
         else:
             raise DataError(f"trace {path}: unknown format (use .csv or .parquet)")
     except pd.errors.EmptyDataError as exc:
@@ -77,7 +77,9 @@ def parse_times(series: pd.Series, time_unit: str = "auto", where: str = "trace"
     if time_unit != "datetime" and pd.api.types.is_numeric_dtype(series):
         values = series.to_numpy(np.float64)
         if not np.all(np.isfinite(values)):
-            raise DataError(f"{where}: non-finite timestamp at row {int(np.argmax(~np.isfinite(values)))}")
+            raise DataError(
+                f"{where}: non-finite timestamp at row {int(np.argmax(~np.isfinite(values)))}"
+            )
         if (values < 0).any():
             raise DataError(f"{where}: negative timestamp at row {int(np.argmax(values < 0))}")
         seconds, absolute = _numeric_seconds(values, time_unit)
@@ -119,6 +121,7 @@ class Replay:
         time_column: str = "timestamp_s",
         time_unit: str = "auto",
         user_column: str | None = None,
+        *,
         columns: Mapping[str, str] | None = None,
         speedup: float = 1.0,
         rate_multiplier: float = 1.0,
@@ -154,10 +157,14 @@ class Replay:
         return float((stamp.iloc[0] - stamp.iloc[1]).total_seconds())
 
     def load(self) -> pd.DataFrame:
-        """The trace as ``arrival_s`` (+ ``user_id`` and mapped columns), window and speedup applied."""
+        """The trace as ``arrival_s`` (+ ``user_id``, mapped columns); window, speedup applied."""
         if self._frame is not None:
             return self._frame
-        wanted = [self.time_column, *([self.user_column] if self.user_column else []), *self.columns.values()]
+        wanted = [
+            self.time_column,
+            *([self.user_column] if self.user_column else []),
+            *self.columns.values(),
+        ]
         table = read_table(self.path, wanted)
         where = f"trace {self.path.name} column {self.time_column!r}"
         if self.sort:
@@ -168,7 +175,11 @@ class Replay:
             frame["user_id"] = table[self.user_column].to_numpy()
         for name, column in self.columns.items():
             frame[name] = table[column].to_numpy()
-        lo = self._window_bound(self.start, table[self.time_column]) if self.start is not None else None
+        lo = (
+            self._window_bound(self.start, table[self.time_column])
+            if self.start is not None
+            else None
+        )
         hi = self._window_bound(self.end, table[self.time_column]) if self.end is not None else None
         if lo is not None:
             frame = frame[frame["arrival_s"] >= lo]
@@ -176,14 +187,20 @@ class Replay:
         if hi is not None:
             frame = frame[frame["arrival_s"] < hi - (lo or 0.0)]
         if frame.empty:
-            raise DataError(f"trace {self.path.name}: no arrivals in the window [{self.start}, {self.end})")
+            raise DataError(
+                f"trace {self.path.name}: no arrivals in the window [{self.start}, {self.end})"
+            )
         frame["arrival_s"] /= self.speedup
         self._frame = frame.reset_index(drop=True)
         return self._frame
 
     def _period_s(self, times: np.ndarray) -> float:
         """Length of one loop: the window if stated in seconds, else the span plus a mean gap."""
-        if self.end is not None and not isinstance(self.end, str) and not isinstance(self.start, str):
+        if (
+            self.end is not None
+            and not isinstance(self.end, str)
+            and not isinstance(self.start, str)
+        ):
             return (float(self.end) - float(self.start or 0.0)) / self.speedup
         gap = (times[-1] - times[0]) / (times.size - 1) if times.size > 1 else max(times[-1], 1.0)
         return float(times[-1] + max(gap, 1e-9))
@@ -208,7 +225,9 @@ class Replay:
         copies = 1
         if self.loop:
             need_t = duration_s / period if duration_s is not None else 0.0
-            need_n = n_requests / (base.size * self.rate_multiplier) if n_requests is not None else 0.0
+            need_n = (
+                n_requests / (base.size * self.rate_multiplier) if n_requests is not None else 0.0
+            )
             copies = max(1, math.ceil(max(need_t, need_n * 1.2 + 1.0)))
         times = np.concatenate([base + k * period for k in range(copies)])
         times = self._scale_rate(times, rng)
@@ -218,8 +237,18 @@ class Replay:
                 f"trace {self.path.name} yields {out.size} arrivals, n_requests={n_requests} "
                 "asked; set loop=true or ask for fewer"
             )
-        if duration_s is not None and not self.loop and times.size and times[-1] < duration_s * 0.99:
-            log.warning("trace %s ends at %.1f s, before duration_s=%.1f", self.path.name, times[-1], duration_s)
+        if (
+            duration_s is not None
+            and not self.loop
+            and times.size
+            and times[-1] < duration_s * 0.99
+        ):
+            log.warning(
+                "trace %s ends at %.1f s, before duration_s=%.1f",
+                self.path.name,
+                times[-1],
+                duration_s,
+            )
         return out
 
     def _scale_rate(self, times: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -23,7 +23,6 @@ from recsys.sim.records import OK, OUTCOMES, PENDING, SHED, RequestLog
 
 if TYPE_CHECKING:
     from recsys.sim.engine import StageSpec
-    from recsys.sim.server import StageServer
 
 ReplicaLog = list[tuple[float, int, int]]
 
@@ -58,6 +57,7 @@ class StageStats:
     shed: int
     latency_ms: dict[str, float]
     wait_ms: dict[str, float]
+    mean_wait_ms: float
     mean_service_ms: float
     mean_batch: float
     max_queue: int
@@ -95,7 +95,11 @@ class SimResult:
     def sla_attainment(self, threshold_ms: float) -> float:
         """Share of measured requests answered within ``threshold_ms`` (drops count as misses)."""
         measured = self.requests["measured"]
-        return float(np.count_nonzero(self.e2e_ms <= threshold_ms) / measured) if measured else math.nan
+        return (
+            float(np.count_nonzero(self.e2e_ms <= threshold_ms) / measured)
+            if measured
+            else math.nan
+        )
 
     def meets_sla(self, p99_ms: float) -> bool:
         """p99 within the target, nothing dropped and a stable queue."""
@@ -174,7 +178,7 @@ def _stage_stats(
     a: dict[str, np.ndarray],
     s: int,
     spec: StageSpec,
-    server: StageServer,
+    *,
     measured: np.ndarray,
     info: RunInfo,
     window: Mapping[str, Sequence[tuple[float, float]]],
@@ -187,17 +191,24 @@ def _stage_stats(
     wait_s = (start - enq)[served]
     service_s = a[f"service_s/{s}"][served]
     batch = a[f"batch_size/{s}"][served]
-    span = max(info.end_s - info.warmup_s, 1e-12)
+    span = info.end_s - info.warmup_s
     (busy0, area0), (busy1, area1) = window["start"][s], window["end"][s]
     utilization = (busy1 - busy0) / (area1 - area0) if area1 > area0 else math.nan
-    mean_workers = (area1 - area0) / span
-    rate = np.count_nonzero(reached) / span
-    offered = rate * spec.model.mean_s(spec.max_batch) / (spec.max_batch * max(mean_workers, 1e-12))
+    if span > 0:
+        mean_workers = (area1 - area0) / span
+        rate = np.count_nonzero(reached) / span
+        offered = rate * spec.service.mean_s(spec.max_batch) / (spec.max_batch * mean_workers)
+    else:  # every measured request arrived at one instant: no rate to speak of
+        offered = math.nan
     qlen = a[f"queue_len/{s}"][reached]
     growth = 0.0
     if qlen.size > 2 and np.ptp(a["arrival_s"][reached]) > 0:
         growth = float(np.polyfit(a["arrival_s"][reached], qlen.astype(float), 1)[0])
-    replicas = step_average(replica_log, np.array([info.warmup_s, info.end_s]))[0]
+    replicas = (
+        step_average(replica_log, np.array([info.warmup_s, info.end_s]))[0]
+        if span > 0
+        else float(replica_log[-1][1] + replica_log[-1][2])
+    )
     dropped_here = measured & (a["drop_stage"] == s)
     return StageStats(
         name=spec.name,
@@ -211,7 +222,8 @@ def _stage_stats(
         timeouts=int(np.count_nonzero(dropped_here & ~shed_here)),
         shed=int(np.count_nonzero(dropped_here & shed_here)),
         latency_ms=percentiles_ms(wait_s + service_s, unit="s"),
-        wait_ms={**percentiles_ms(wait_s, unit="s"), "mean": float(wait_s.mean() * 1000) if wait_s.size else math.nan},
+        wait_ms=percentiles_ms(wait_s, unit="s"),
+        mean_wait_ms=float(wait_s.mean() * 1000) if wait_s.size else math.nan,
         mean_service_ms=float(service_s.mean() * 1000) if service_s.size else math.nan,
         mean_batch=float(batch.size / np.sum(1.0 / batch)) if batch.size else math.nan,
         max_queue=int(qlen.max()) if qlen.size else 0,
@@ -257,9 +269,9 @@ def _timeseries(
 
 def summarize(
     log: RequestLog,
-    servers: Sequence[StageServer],
     stages: Sequence[StageSpec],
     info: RunInfo,
+    *,
     window: Mapping[str, Sequence[tuple[float, float]]],
     replica_logs: Mapping[int, ReplicaLog],
     record: bool,
@@ -274,10 +286,16 @@ def summarize(
     e2e_ms = ((a["done_s"] - a["arrival_s"]) * 1000.0)[ok]
     latency = latency_summary_ms(e2e_ms, n_batches=info.n_batches, confidence=info.confidence)
     stats = [
-        _stage_stats(a, s, spec, servers[s], measured, info, window, replica_logs[s])
+        _stage_stats(
+            a, s, spec, measured=measured, info=info, window=window, replica_log=replica_logs[s]
+        )
         for s, spec in enumerate(stages)
     ]
-    drops = {name: int(np.count_nonzero(measured & (outcome == code))) for code, name in enumerate(OUTCOMES) if code != OK}
+    drops = {
+        name: int(np.count_nonzero(measured & (outcome == code)))
+        for code, name in enumerate(OUTCOMES)
+        if code != OK
+    }
     instability = [
         f"stage {st.name}: offered load {st.offered_load:.3f} >= 1 even in full batches of "
         f"{spec.max_batch}; its queue grows without bound (about {st.queue_growth_per_s:.1f} "

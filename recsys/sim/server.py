@@ -11,7 +11,9 @@ Semantics (the same in :mod:`recsys.sim.naive`):
   queue as soon as ``max_batch`` are waiting, or once the oldest waiting request has waited
   ``max_wait_ms``; with ``max_wait_ms = 0`` it takes whatever is queued at once.
 - **Service**: a batch of ``b`` takes one draw of the stage's service model for ``b``.
-- **Bounded queue**: a request that finds ``queue_capacity`` requests waiting is shed.
+- **Bounded queue**: a request that would leave more than ``queue_capacity`` requests waiting
+  (after any free worker has taken what it can) is shed on arrival; ``queue_capacity = 0``
+  is a loss system (served at once or shed). Requests waiting for a batch to fill count.
 - **Timeout**: a request still waiting ``timeout_ms`` after joining the queue leaves with
   outcome ``timeout`` at exactly that moment (waiting exactly ``timeout_ms`` is still served).
   Requests in service are never cancelled.
@@ -19,6 +21,7 @@ Semantics (the same in :mod:`recsys.sim.naive`):
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -89,17 +92,18 @@ class StageServer:
         queue, log, s = self.queue, self.log, self.index
         if self.timeout_s is not None:
             self._expire(now)
+        queue_len, enq = log.queue_len[s], self._enq
         for rid in batch:
-            n = len(queue)
-            log.queue_len[s][rid] = n
-            if self.capacity is not None and n >= self.capacity:
-                log.drop(rid, SHED, s, now)
-                continue
-            self._enq[rid] = now
+            queue_len[rid] = len(queue)
+            enq[rid] = now
             queue.append(rid)
-        if len(queue) > self.max_queue:
-            self.max_queue = len(queue)
-        self._dispatch(now)
+        self._dispatch(now)  # free workers take what they can first
+        if self.capacity is not None:
+            while len(queue) > self.capacity:  # then the newest arrivals beyond capacity go
+                rid = queue.pop()
+                enq[rid] = math.nan
+                log.drop(rid, SHED, s, now)
+        self.max_queue = max(self.max_queue, len(queue))
 
     def _expire(self, now: float) -> None:
         """Drop the queue head while it has waited longer than the timeout (FIFO: oldest first)."""
@@ -155,7 +159,7 @@ class StageServer:
         if self.retiring:
             self.retiring -= 1
             self.workers -= 1
-        self.on_exit(event.value)
+        self.on_exit(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
         self._dispatch(self.env.now)
 
     # -- scaling ----------------------------------------------------------------------------

@@ -177,7 +177,9 @@ class EmpiricalServiceTime:
     extrapolated linearly (clipped at 0) and a warning is logged once.
     """
 
-    def __init__(self, samples_ms: Mapping[int, Sequence[float] | np.ndarray], name: str = "") -> None:
+    def __init__(
+        self, samples_ms: Mapping[int, Sequence[float] | np.ndarray], name: str = ""
+    ) -> None:
         if not samples_ms:
             raise DataError(f"empirical service time {name!r}: no samples")
         sizes = sorted(int(b) for b in samples_ms)
@@ -223,7 +225,9 @@ class EmpiricalServiceTime:
             if n_candidates is not None:
                 table = table[table["n_candidates"] == n_candidates]
                 if table.empty:
-                    raise DataError(f"profile has no rows with n_candidates={n_candidates}: {values}")
+                    raise DataError(
+                        f"profile has no rows with n_candidates={n_candidates}: {values}"
+                    )
             elif len(values) > 1:
                 raise ConfigError(f"profile holds n_candidates {values}; pass n_candidates=")
         if table.empty:
@@ -246,11 +250,14 @@ class EmpiricalServiceTime:
                 f"service profile {self.name!r} has only batch size {sizes[0]}; "
                 f"cannot derive batch size {b} (profile more sizes or lower max_batch)"
             )
-        if (j == 0 or j == sizes.size) and b not in self._warned:
+        if j in (0, sizes.size) and b not in self._warned:
             self._warned.add(b)
             log.warning(
                 "service profile %r: batch size %d is outside the profiled %d..%d; extrapolating",
-                self.name, b, sizes[0], sizes[-1],
+                self.name,
+                b,
+                sizes[0],
+                sizes[-1],
             )
         lo = min(max(j - 1, 0), sizes.size - 2)
         return lo, lo + 1, (b - sizes[lo]) / (sizes[lo + 1] - sizes[lo])
@@ -279,7 +286,10 @@ class EmpiricalServiceTime:
             "stage": self.name,
             "batch_sizes": self.sizes.tolist(),
             "samples": [int(v.size) for v in self._sorted_s],
-            "mean_ms": {int(b): round(float(m) * 1000, 4) for b, m in zip(self.sizes, self._means_s, strict=True)},
+            "mean_ms": {
+                int(b): round(float(m) * 1000, 4)
+                for b, m in zip(self.sizes, self._means_s, strict=True)
+            },
         }
 
 
@@ -298,7 +308,9 @@ class BatchSampler:
     def __call__(self, batch_size: int) -> float:
         buffer = self._buffers.get(batch_size)
         if not buffer:
-            draws = np.asarray(self.model.sample(batch_size, self.rng, self.chunk), dtype=np.float64)
+            draws = np.asarray(
+                self.model.sample(batch_size, self.rng, self.chunk), dtype=np.float64
+            )
             if draws.size and (not np.all(np.isfinite(draws)) or draws.min() < 0):
                 raise DataError(f"service model {self.model!r} drew a negative or NaN time")
             buffer = draws[::-1].tolist()

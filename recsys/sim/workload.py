@@ -98,7 +98,9 @@ class Poisson:
     ) -> np.ndarray:
         check_horizon(duration_s, n_requests)
         if n_requests is not None:
-            return cut(np.cumsum(rng.exponential(1.0 / self.rate_qps, int(n_requests))), duration_s, None)
+            return cut(
+                np.cumsum(rng.exponential(1.0 / self.rate_qps, int(n_requests))), duration_s, None
+            )
         assert duration_s is not None
         count = rng.poisson(self.rate_qps * duration_s)
         return np.sort(rng.uniform(0.0, duration_s, count))
@@ -136,6 +138,7 @@ class Diurnal:
         peak_factor: float | None = 2.0,
         peak_hour: int | None = None,
         start_hour: float = 0.0,
+        *,
         day_s: float = 86400.0,
         hourly: Sequence[float] | None = None,
     ) -> None:
@@ -143,7 +146,12 @@ class Diurnal:
         self.day_s = _positive("diurnal day_s", day_s)
         self.start_hour = float(start_hour) % 24.0
         shape = np.asarray(list(hourly if hourly is not None else ECOMMERCE_HOURLY), dtype=float)
-        if shape.size != 24 or not np.all(np.isfinite(shape)) or shape.min() < 0 or shape.max() <= 0:
+        if (
+            shape.size != 24
+            or not np.all(np.isfinite(shape))
+            or shape.min() < 0
+            or shape.max() <= 0
+        ):
             raise ConfigError("diurnal hourly must be 24 non-negative numbers, not all zero")
         shape = shape / shape.max()
         if peak_hour is not None:
@@ -168,7 +176,9 @@ class Diurnal:
         target = 1.0 / peak_factor
         lo, hi = 0.0, 200.0
         if np.mean(base**hi) > target:
-            raise ConfigError(f"diurnal peak_factor {peak_factor} is beyond what this curve can reach")
+            raise ConfigError(
+                f"diurnal peak_factor {peak_factor} is beyond what this curve can reach"
+            )
         for _ in range(100):
             mid = (lo + hi) / 2.0
             lo, hi = (mid, hi) if np.mean(base**mid) > target else (lo, mid)
@@ -215,10 +225,11 @@ class Bursty:
     """Arrivals burstier (or smoother) than Poisson, with inter-arrival CV ``cv``.
 
     ``kind="gamma"``: a renewal process with Gamma inter-arrival times (any cv > 0).
-    ``kind="mmpp"``: a two-state MMPP (cv > 1) that spends ``burst_fraction`` of the time in a
-    burst state whose rate is ``burst_ratio`` times the quiet rate; the mean burst length is
-    solved so the stationary inter-arrival CV equals ``cv``. Bursts are correlated in time
-    (runs of short gaps), which a renewal process cannot show.
+    ``kind="mmpp"``: a two-state Markov-modulated Poisson process (cv > 1): bursts of mean
+    length ``burst_s`` seconds, ``burst_fraction`` of the time, during which the rate is
+    ``burst_ratio`` times the quiet rate; ``burst_ratio`` is solved so the stationary
+    inter-arrival CV equals ``cv`` (the mean rate stays ``rate_qps``). Unlike a renewal
+    process, its short gaps come in runs, as in real flash crowds.
     """
 
     def __init__(
@@ -226,7 +237,7 @@ class Bursty:
         rate_qps: float,
         cv: float,
         kind: str = "gamma",
-        burst_ratio: float = 10.0,
+        burst_s: float = 5.0,
         burst_fraction: float = 0.1,
     ) -> None:
         self.rate_qps = _positive("bursty rate_qps", rate_qps)
@@ -234,37 +245,39 @@ class Bursty:
         if kind not in ("gamma", "mmpp"):
             raise ConfigError(f"bursty kind must be 'gamma' or 'mmpp', got {kind!r}")
         self.kind = kind
-        self.burst_ratio = float(burst_ratio)
+        self.burst_s = _positive("bursty burst_s", burst_s)
         self.burst_fraction = float(burst_fraction)
         if kind == "mmpp":
             if self.cv <= 1.0:
                 raise ConfigError(f"bursty mmpp needs cv > 1, got {cv}; use kind=gamma")
-            if self.burst_ratio <= 1.0 or not 0.0 < self.burst_fraction < 1.0:
-                raise ConfigError("bursty mmpp needs burst_ratio > 1 and 0 < burst_fraction < 1")
-            self.rates_qps, self.mean_sojourn_s = self._fit_mmpp()
+            if not 0.0 < self.burst_fraction < 1.0:
+                raise ConfigError(f"bursty burst_fraction must be in (0, 1), got {burst_fraction}")
+            self.burst_ratio = self._fit_ratio()
+            p = self.burst_fraction
+            quiet = self.rate_qps / (p * self.burst_ratio + 1.0 - p)
+            self.rates_qps = np.array([self.burst_ratio * quiet, quiet])
+            self.mean_sojourn_s = np.array([self.burst_s, self.burst_s * (1.0 - p) / p])
 
     @property
     def mean_rate_qps(self) -> float:
         return self.rate_qps
 
-    def _fit_mmpp(self) -> tuple[np.ndarray, np.ndarray]:
-        p, r = self.burst_fraction, self.burst_ratio
-        quiet = self.rate_qps / (p * r + 1.0 - p)
-        rates = np.array([r * quiet, quiet])
-        lo, hi = math.log(1e-6), math.log(1e9)  # burst length in units of 1/rate
-        if mmpp_interarrival_cv(rates, math.exp(hi) / self.rate_qps, p) < self.cv:
+    def _cv_at(self, ratio: float) -> float:
+        p = self.burst_fraction
+        quiet = self.rate_qps / (p * ratio + 1.0 - p)
+        return mmpp_interarrival_cv(np.array([ratio * quiet, quiet]), self.burst_s, p)
+
+    def _fit_ratio(self) -> float:
+        lo, hi = 0.0, math.log(1e6)  # log of the burst/quiet rate ratio
+        if self._cv_at(math.exp(hi)) < self.cv:
             raise ConfigError(
-                f"bursty mmpp cannot reach cv={self.cv} with burst_ratio={r}, "
-                f"burst_fraction={p}; raise burst_ratio"
+                f"bursty mmpp cannot reach cv={self.cv} with burst_s={self.burst_s}, "
+                f"burst_fraction={self.burst_fraction}; use longer or rarer bursts"
             )
         for _ in range(100):
             mid = (lo + hi) / 2.0
-            if mmpp_interarrival_cv(rates, math.exp(mid) / self.rate_qps, p) < self.cv:
-                lo = mid
-            else:
-                hi = mid
-        burst_s = math.exp((lo + hi) / 2.0) / self.rate_qps
-        return rates, np.array([burst_s, burst_s * (1.0 - p) / p])
+            lo, hi = (mid, hi) if self._cv_at(math.exp(mid)) < self.cv else (lo, mid)
+        return math.exp((lo + hi) / 2.0)
 
     def arrivals(
         self,
@@ -307,12 +320,16 @@ class Bursty:
         return cut(np.concatenate(parts), duration_s, n_requests)
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": f"bursty_{self.kind}", "rate_qps": self.rate_qps, "cv": self.cv}
+        out: dict[str, Any] = {
+            "kind": f"bursty_{self.kind}",
+            "rate_qps": self.rate_qps,
+            "cv": self.cv,
+        }
         if self.kind == "mmpp":
             out |= {
-                "burst_ratio": self.burst_ratio,
+                "burst_s": self.burst_s,
                 "burst_fraction": self.burst_fraction,
-                "mean_burst_s": float(self.mean_sojourn_s[0]),
+                "burst_ratio": round(self.burst_ratio, 4),
             }
         return out
 

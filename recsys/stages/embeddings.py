@@ -216,16 +216,23 @@ class TwoTower:
         np.save(path / "item_embeddings.npy", self.item_embeddings_, allow_pickle=False)
         (path / "two_tower.json").write_text(json.dumps(self.get_params()))
 
-    @classmethod
-    def load(cls, path: str | Path) -> TwoTower:
+    def restore(self, path: str | Path) -> Self:
+        """Read the vectors written by :meth:`save` into this model."""
         path = Path(path)
         try:
-            obj = cls(**json.loads((path / "two_tower.json").read_text()))
-            obj.user_embeddings_ = np.load(path / "user_embeddings.npy", allow_pickle=False)
-            obj.item_embeddings_ = np.load(path / "item_embeddings.npy", allow_pickle=False)
-        except (OSError, ValueError, TypeError) as exc:
+            self.user_embeddings_ = np.load(path / "user_embeddings.npy", allow_pickle=False)
+            self.item_embeddings_ = np.load(path / "item_embeddings.npy", allow_pickle=False)
+        except (OSError, ValueError) as exc:
             raise ArtifactError(f"cannot load two-tower embeddings from {path}: {exc}") from exc
-        return obj
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> TwoTower:
+        try:
+            params = json.loads((Path(path) / "two_tower.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot load two-tower embeddings from {path}: {exc}") from exc
+        return cls(**params).restore(path)
 
 
 _PARAMS = (

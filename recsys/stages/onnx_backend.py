@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,19 @@ BACKENDS = ("native", "onnx", "int8")
 def check_backend(backend: str, allowed: tuple[str, ...] = BACKENDS) -> None:
     if backend not in allowed:
         raise ConfigError(f"backend must be one of {list(allowed)}, got {backend!r}")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence exporter chatter (missing torchvision ops, quantiser pre-processing hints)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def lightgbm_to_onnx(booster: object, n_features: int) -> bytes:
@@ -35,9 +52,10 @@ def torch_to_onnx(module: object, n_features: int) -> bytes:
     module.eval()
     example = (torch.zeros(4, n_features),)
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        module, example, input_names=["input"], dynamic_shapes={"x": {0: batch}}, verbose=False
-    )
+    with _quiet():
+        program = torch.onnx.export(
+            module, example, input_names=["input"], dynamic_shapes={"x": {0: batch}}, verbose=False
+        )
     return program.model_proto.SerializeToString()
 
 
@@ -48,7 +66,8 @@ def quantize_int8(model_bytes: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        with _quiet():
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         return dst.read_bytes()
 
 

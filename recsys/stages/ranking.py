@@ -93,13 +93,6 @@ class FeatureRanker(RankerMixin):
         scores = self._predict(x).reshape(candidates.items.shape).astype(np.float32)
         return np.where(candidates.items == PAD, -np.inf, scores).astype(np.float32)
 
-    def _save_features(self, path: Path) -> None:
-        save_features(self.features_, path)
-
-    @staticmethod
-    def _load_features(path: Path) -> PairFeatures:
-        return load_features(path)
-
 
 def save_features(features: PairFeatures, path: Path) -> None:
     """Feature tables as ``.npy`` files (no pickle) plus their names as JSON."""
@@ -150,7 +143,7 @@ class LightGBMRanker(FeatureRanker):
         colsample: float = 1.0,
         backend: str = "native",
         n_threads: int = 1,
-        fit_threads: int = 2,
+        fit_threads: int = 1,
         seed: int = 0,
     ) -> None:
         self.n_estimators = n_estimators
@@ -215,21 +208,32 @@ class LightGBMRanker(FeatureRanker):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "model.txt"))
-        self._save_features(path)
+        save_features(self.features_, path)
         params = {**self.get_params(), "seed": self.seed, "fit_threads": self.fit_threads}
         (path / "ranker.json").write_text(json.dumps(params))
 
-    @classmethod
-    def load(cls, path: str | Path, n_threads: int = 1) -> LightGBMRanker:
+    def restore(self, path: str | Path) -> Self:
+        """Read what :meth:`save` wrote; this object's ``backend`` and ``n_threads`` apply."""
         path = Path(path)
         try:
-            obj = cls(**json.loads((path / "ranker.json").read_text()), n_threads=n_threads)
-            obj.booster_ = lgb.Booster(model_file=str(path / "model.txt"))
+            self.booster_ = lgb.Booster(model_file=str(path / "model.txt"))
         except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
             raise ArtifactError(f"cannot load LightGBM ranker from {path}: {exc}") from exc
-        obj.features_ = cls._load_features(path)
-        obj._prepare_backend()
-        return obj
+        self.features_ = load_features(path)
+        self._prepare_backend()
+        return self
+
+    @classmethod
+    def load(
+        cls, path: str | Path, n_threads: int = 1, backend: str | None = None
+    ) -> LightGBMRanker:
+        try:
+            params = json.loads((Path(path) / "ranker.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot load LightGBM ranker from {path}: {exc}") from exc
+        if backend is not None:
+            params["backend"] = backend
+        return cls(**params, n_threads=n_threads).restore(path)
 
 
 def _safe_names(names: list[str]) -> list[str]:

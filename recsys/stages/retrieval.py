@@ -73,6 +73,8 @@ class FaissRetriever(SeenFilterMixin):
             "ef_search": self.ef_search,
             "ef_construction": self.ef_construction,
             "metric": self.metric,
+            "train_size": self.train_size,
+            "seed": self.seed,
         }
 
     @property
@@ -88,7 +90,9 @@ class FaissRetriever(SeenFilterMixin):
         if not hasattr(self.embedding, "item_embeddings_"):
             self.embedding.fit(train)
         self.user_vectors_ = np.ascontiguousarray(self.embedding.user_embeddings_, np.float32)
-        items = np.ascontiguousarray(self.embedding.item_embeddings_, np.float32)
+        self.item_vectors_ = items = np.ascontiguousarray(
+            self.embedding.item_embeddings_, np.float32
+        )
         start = time.perf_counter()
         self.index_ = build_index(
             items,
@@ -113,19 +117,13 @@ class FaissRetriever(SeenFilterMixin):
 
     def exact(self) -> FaissRetriever:
         """An exact (``Flat``) retriever over the same embeddings and history."""
-        items = self.index_items()
+        items = self.item_vectors_
         emb = PrecomputedEmbedding(self.user_vectors_, items).fit()
         exact = FaissRetriever(emb, "Flat", metric=self.metric, n_threads=self.n_threads)
-        exact.user_vectors_, exact.n_items_, exact.seen_ = (
-            self.user_vectors_,
-            len(items),
-            self.seen_,
-        )
+        exact.user_vectors_, exact.item_vectors_ = self.user_vectors_, items
+        exact.n_items_, exact.seen_ = len(items), self.seen_
         exact.index_ = build_index(items, "Flat", metric=self.metric)
         return exact
-
-    def index_items(self) -> np.ndarray:
-        return np.ascontiguousarray(self.embedding.item_embeddings_, np.float32)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw index search (no seen-item filtering): ``(scores, items)`` of shape ``(B, k)``."""
@@ -145,33 +143,40 @@ class FaissRetriever(SeenFilterMixin):
         return Candidates(users, items, scores)
 
     def save(self, path: str | Path) -> None:
-        """Index (FAISS binary format), user vectors and history (``.npy``) into ``path``."""
+        """Index (FAISS binary format), vectors and history (``.npy``) into ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index_, str(path / "index.faiss"))
         np.save(path / "user_vectors.npy", self.user_vectors_, allow_pickle=False)
-        np.save(path / "item_vectors.npy", self.index_items(), allow_pickle=False)
+        np.save(path / "item_vectors.npy", self.item_vectors_, allow_pickle=False)
         np.save(path / "seen_keys.npy", self.seen_.keys, allow_pickle=False)
-        meta = {**self.get_params(), "n_users": len(self.user_vectors_), "n_items": self.n_items_}
-        (path / "retriever.json").write_text(json.dumps(meta))
+        (path / "retriever.json").write_text(json.dumps(self.get_params()))
 
-    @classmethod
-    def load(cls, path: str | Path, n_threads: int = 1) -> FaissRetriever:
+    def restore(self, path: str | Path) -> Self:
+        """Read what :meth:`save` wrote; this object's search-time knobs (``nprobe``,
+        ``ef_search``, ``n_threads``) apply."""
         path = Path(path)
         try:
-            meta = json.loads((path / "retriever.json").read_text())
             users = np.load(path / "user_vectors.npy", allow_pickle=False)
             items = np.load(path / "item_vectors.npy", allow_pickle=False)
             keys = np.load(path / "seen_keys.npy", allow_pickle=False)
             index = faiss.read_index(str(path / "index.faiss"))
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             raise ArtifactError(f"cannot load retriever from {path}: {exc}") from exc
-        n_users, n_items = meta.pop("n_users"), meta.pop("n_items")
-        obj = cls(PrecomputedEmbedding(users, items).fit(), n_threads=n_threads, **meta)
-        obj.user_vectors_, obj.index_, obj.n_items_ = users, index, n_items
-        obj.seen_ = SeenItems(keys, n_users, n_items)
-        obj._set_search_params()
-        return obj
+        self.user_vectors_, self.item_vectors_, self.index_ = users, items, index
+        self.n_items_ = len(items)
+        self.seen_ = SeenItems(keys, len(users), len(items))
+        self._set_search_params()
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, n_threads: int = 1) -> FaissRetriever:
+        try:
+            meta = json.loads((Path(path) / "retriever.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot load retriever from {path}: {exc}") from exc
+        empty = PrecomputedEmbedding(np.zeros((0, 1)), np.zeros((0, 1)))
+        return cls(empty, n_threads=n_threads, **meta).restore(path)
 
 
 def build_index(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.data import generate_synthetic, time_split
+from recsys.data.interactions import from_raw
 from recsys.errors import ConfigError, DataError
 
 from .conftest import tiny
@@ -79,3 +80,26 @@ def test_an_empty_test_part_is_a_data_error():
     inter = tiny([("a", "x", 0), ("a", "y", 1), ("a", "x", 2), ("a", "y", 3), ("new", "x", 4)])
     with pytest.raises(DataError, match="test part is empty"):
         time_split(inter, valid_frac=0.2, test_frac=0.2)
+
+
+def test_per_user_split_holds_out_each_users_latest_rows():
+    # User 0 has 10 interactions at t=0..9, user 1 has 2 (too few to hold out), user 2 has 5.
+    users = [0] * 10 + [1] * 2 + [2] * 5
+    items = [i % 3 for i in range(10)] + [0, 1] + [0, 1, 2, 0, 1]  # every item seen in train
+    times = list(range(10)) + [100, 101] + [50, 51, 52, 53, 54]
+    inter = from_raw(np.array(users), np.array(items), np.array(times, dtype=float))
+    split = time_split(inter, valid_frac=0.2, test_frac=0.2, mode="per_user")
+    test = split.test.frame.groupby("user")["timestamp"].apply(list).to_dict()
+    valid = split.valid.frame.groupby("user")["timestamp"].apply(list).to_dict()
+    # User 0: floor(10 * 0.2) = 2 latest rows to test, the 2 before to valid.
+    assert test[0] == [8.0, 9.0] and valid[0] == [6.0, 7.0]
+    # User 2: floor(5 * 0.2) = 1 row each (at least one).
+    assert test[2] == [54.0] and valid[2] == [53.0]
+    assert 1 not in test and 1 not in valid
+    assert split.test_users().tolist() == [0, 2]
+
+
+def test_unknown_split_mode_is_named():
+    inter = from_raw(np.zeros(5), np.arange(5), np.arange(5, dtype=float))
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        time_split(inter, mode="random")

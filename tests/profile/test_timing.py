@@ -28,7 +28,8 @@ def test_one_row_per_timed_call_with_the_stage_description():
     assert tuple(table.columns) == PROFILE_COLUMNS
     # Duplicate batch sizes are profiled once, in increasing order.
     assert table["batch_size"].tolist() == [1] * 5 + [4] * 5
-    assert set(table["stage"]) == {"ranking"} and set(table["n_candidates"]) == {50}
+    assert set(table["stage"]) == {"ranking"}
+    assert set(table["n_candidates"]) == {50}
     assert (table["service_ms"] > 0).all()
 
 
@@ -46,10 +47,15 @@ def test_profile_stages_concatenates_and_summarizes():
     table = profile_stages([a, b], batch_sizes=[1, 2], repeats=3, warmup=0, progress=False)
     summary = summarize_profile(table)
     assert summary[["stage", "batch_size"]].values.tolist() == [
-        ["ranking", 1], ["ranking", 2], ["retrieval", 1], ["retrieval", 2],
+        ["ranking", 1],
+        ["ranking", 2],
+        ["retrieval", 1],
+        ["retrieval", 2],
     ]
     assert (summary["samples"] == 3).all()
-    np.testing.assert_allclose(summary["per_request_ms"], summary["mean_ms"] / summary["batch_size"])
+    np.testing.assert_allclose(
+        summary["per_request_ms"], summary["mean_ms"] / summary["batch_size"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def clustered(n_items=3000, n_users=200, dim=16, seed=0):
 @pytest.mark.parametrize(
     ("build", "min_recall"),
     [
-        (lambda e: hnsw(e, m=16, ef_search=128), 0.95),
+        (lambda e: hnsw(e, m=32, ef_search=64), 0.95),
         (lambda e: ivf(e, nlist=32, nprobe=8), 0.9),
         (lambda e: ivfpq(e, nlist=32, m=8, nbits=6, nprobe=8), 0.5),
     ],

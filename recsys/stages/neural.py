@@ -1,0 +1,275 @@
+"""Neural rankers: an MLP over pair features (``small``/``large`` presets) and a distilled
+student trained on a teacher ranker's scores; served by torch, ONNX Runtime or int8 ORT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys.data.interactions import Interactions
+from recsys.errors import ArtifactError, ConfigError, DataError
+from recsys.stages.base import PAD, Candidates, Ranker
+from recsys.stages.features import PairFeatures
+from recsys.stages.onnx_backend import OrtScorer, check_backend, quantize_int8, torch_to_onnx
+from recsys.stages.ranking import FeatureRanker, candidate_labels, load_features, save_features
+
+PRESETS: dict[str, tuple[int, ...]] = {"small": (32,), "large": (512, 256, 128)}
+
+
+class ScoreMLP(nn.Module):
+    """``asinh`` squashing, standardisation, then a ReLU MLP to one score per row."""
+
+    def __init__(self, n_features: int, hidden: tuple[int, ...], dropout: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        layers: list[nn.Module] = []
+        width = n_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (torch.asinh(x) - self.mean) * self.scale
+        return self.net(z).squeeze(-1)
+
+
+def _list_loss(scores: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Listwise softmax cross-entropy against a target distribution over each list."""
+    logp = torch.log_softmax(scores.masked_fill(~mask, -1e9), dim=1)
+    return -(target * logp.masked_fill(~mask, 0.0)).sum(1).mean()
+
+
+class MLPRanker(FeatureRanker):
+    """A feed-forward ranker trained with a listwise softmax loss on validation lists.
+
+    ``preset`` ``"small"`` (one hidden layer of 32) or ``"large"`` (512-256-128, the
+    "large neural ranker" baseline); ``hidden`` overrides the preset. ``backend`` is
+    ``"native"`` (torch), ``"onnx"`` (ONNX Runtime, fp32) or ``"int8"`` (ORT after dynamic
+    int8 quantisation of the weights).
+    """
+
+    kind = "mlp"
+
+    def __init__(
+        self,
+        *,
+        preset: str = "small",
+        hidden: tuple[int, ...] | list[int] | None = None,
+        epochs: int = 30,
+        lists_per_batch: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        dropout: float = 0.0,
+        backend: str = "native",
+        n_threads: int = 1,
+        fit_threads: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.preset = preset
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lists_per_batch = lists_per_batch
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.backend = backend
+        self.n_threads = n_threads
+        self.fit_threads = fit_threads
+        self.seed = seed
+
+    @property
+    def name(self) -> str:
+        base = f"{self.kind}_{self.preset}" if self.hidden is None else self.kind
+        return base if self.backend == "native" else f"{base}_{self.backend}"
+
+    def get_params(self) -> dict[str, Any]:
+        keys = ("preset", "hidden", "epochs", "lists_per_batch", "lr", "weight_decay")
+        params = {k: getattr(self, k) for k in (*keys, "dropout", "backend", "seed")}
+        params["hidden"] = list(self.layers())
+        return params
+
+    def layers(self) -> tuple[int, ...]:
+        if self.hidden is not None:
+            return tuple(int(h) for h in self.hidden)
+        if self.preset not in PRESETS:
+            raise ConfigError(f"MLP preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        return PRESETS[self.preset]
+
+    # -- training -------------------------------------------------------------------------
+
+    def fit(self, train: Interactions, valid: Interactions, candidates: Candidates) -> Self:
+        check_backend(self.backend)
+        self.features_ = PairFeatures().fit(train)
+        labels = candidate_labels(candidates, valid)
+        keep = labels.sum(1) > 0
+        if not keep.any():
+            raise DataError("no validation item is among the retrieved candidates")
+        target = labels[keep] / labels[keep].sum(1, keepdims=True)
+        self._train(candidates.take(np.flatnonzero(keep)), target)
+        return self
+
+    def _train(self, lists: Candidates, target: np.ndarray) -> None:
+        """Fit the network so that softmax(scores) of each list approaches ``target``."""
+        torch.set_num_threads(self.fit_threads)
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        b, k = lists.items.shape
+        x = torch.from_numpy(self.features_.transform(lists).reshape(b, k, -1))
+        mask = torch.from_numpy(lists.items != PAD)
+        y = torch.from_numpy(target.astype(np.float32))
+        model = ScoreMLP(x.shape[-1], self.layers(), self.dropout)
+        z = torch.asinh(x[mask])
+        model.mean.copy_(z.mean(0))
+        model.scale.copy_(1.0 / z.std(0).clamp_min(1e-6))
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        self.loss_history_: list[float] = []
+        model.train()
+        for _ in range(self.epochs):
+            perm = torch.randperm(b, generator=gen)
+            total = 0.0
+            for lo in range(0, b, self.lists_per_batch):
+                idx = perm[lo : lo + self.lists_per_batch]
+                loss = _list_loss(model(x[idx]), y[idx], mask[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            self.loss_history_.append(total / b)
+        model.eval()
+        self.model_ = model
+        self._prepare_backend()
+
+    def _prepare_backend(self, onnx_bytes: bytes | None = None) -> None:
+        self.onnx_ = None
+        if self.backend == "native":
+            return
+        if onnx_bytes is None:
+            onnx_bytes = torch_to_onnx(self.model_, self.features_.n_features)
+            if self.backend == "int8":
+                onnx_bytes = quantize_int8(onnx_bytes)
+        self.onnx_ = OrtScorer(onnx_bytes, self.n_threads)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        if self.onnx_ is not None:
+            return self.onnx_(x)
+        torch.set_num_threads(self.n_threads)
+        with torch.inference_mode():
+            return self.model_(torch.from_numpy(x)).numpy()
+
+    # -- artifacts ------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """``state_dict`` (torch, loaded with ``weights_only=True``), the ONNX model of a
+        non-native backend (``model_<backend>.onnx``), feature tables (``.npy``) and
+        parameters (JSON)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model_.state_dict(), path / "model.pt")
+        if self.onnx_ is not None:
+            (path / f"model_{self.backend}.onnx").write_bytes(self.onnx_.model_bytes)
+        save_features(self.features_, path)
+        (path / "ranker.json").write_text(json.dumps(self._init_params()))
+
+    def _init_params(self) -> dict[str, Any]:
+        keys = ("preset", "hidden", "epochs", "lists_per_batch", "lr", "weight_decay", "dropout")
+        params = {k: getattr(self, k) for k in (*keys, "backend", "fit_threads", "seed")}
+        params["hidden"] = None if self.hidden is None else list(self.layers())
+        return params
+
+    def restore(self, path: str | Path) -> Self:
+        """Read what :meth:`save` wrote; this object's ``backend`` and ``n_threads`` apply
+        (a stored ONNX model of that backend is used, otherwise it is exported again)."""
+        path = Path(path)
+        self.features_ = load_features(path)
+        try:
+            state = torch.load(path / "model.pt", weights_only=True)
+            model = ScoreMLP(self.features_.n_features, self.layers(), self.dropout)
+            model.load_state_dict(state)
+        except Exception as exc:  # torch raises many exception types for a bad file
+            raise ArtifactError(f"cannot load MLP ranker from {path}: {exc}") from exc
+        self.model_ = model.eval()
+        onnx_file = path / f"model_{self.backend}.onnx"
+        self._prepare_backend(onnx_file.read_bytes() if onnx_file.exists() else None)
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, n_threads: int = 1, backend: str | None = None) -> MLPRanker:
+        try:
+            params = json.loads((Path(path) / "ranker.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot load MLP ranker from {path}: {exc}") from exc
+        if backend is not None:
+            params["backend"] = backend
+        return MLPRanker(**params, n_threads=n_threads).restore(path)
+
+
+class DistilledRanker(MLPRanker):
+    """A small MLP student trained to reproduce a teacher ranker's ordering.
+
+    The student learns, list by list, the softmax of the teacher's scores (at
+    ``temperature``) on every candidate list it is given, labelled or not, mixed with the
+    validation labels at weight ``alpha``. ``fit_teacher=False`` reuses a teacher that is
+    already fitted.
+    """
+
+    kind = "distilled"
+
+    def __init__(
+        self,
+        teacher: Ranker,
+        *,
+        preset: str = "small",
+        temperature: float = 1.0,
+        alpha: float = 0.0,
+        fit_teacher: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(preset=preset, **kwargs)
+        self.teacher = teacher
+        self.temperature = temperature
+        self.alpha = alpha
+        self.fit_teacher = fit_teacher
+
+    def get_params(self) -> dict[str, Any]:
+        teacher = getattr(self.teacher, "name", type(self.teacher).__name__)
+        return {**super().get_params(), "teacher": teacher, "alpha": self.alpha}
+
+    def fit(self, train: Interactions, valid: Interactions, candidates: Candidates) -> Self:
+        check_backend(self.backend)
+        if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError("distillation needs temperature > 0 and alpha in [0, 1]")
+        if self.fit_teacher:
+            self.teacher.fit(train, valid, candidates)
+        self.features_ = PairFeatures().fit(train)
+        real = candidates.items != PAD
+        teacher = np.where(real, self.teacher.score(candidates), -np.inf) / self.temperature
+        soft = np.exp(teacher - teacher.max(1, keepdims=True))
+        soft /= soft.sum(1, keepdims=True)
+        labels = candidate_labels(candidates, valid)
+        hard = labels / np.maximum(labels.sum(1, keepdims=True), 1.0)
+        has_label = labels.sum(1, keepdims=True) > 0
+        target = np.where(has_label, (1 - self.alpha) * soft + self.alpha * hard, soft)
+        self._train(candidates, target)
+        return self
+
+    def to_mlp(self) -> MLPRanker:
+        """The student alone, as a plain :class:`MLPRanker` (for saving and serving)."""
+        student = MLPRanker(
+            preset=self.preset,
+            hidden=self.hidden,
+            backend=self.backend,
+            n_threads=self.n_threads,
+            seed=self.seed,
+        )
+        student.model_, student.features_, student.onnx_ = self.model_, self.features_, self.onnx_
+        return student
