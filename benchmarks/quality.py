@@ -24,13 +24,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys.data import generate_synthetic, load_movielens, time_split  # noqa: E402
-from recsys.pipeline import Pipeline  # noqa: E402
-from recsys.stages.embeddings import TwoTower  # noqa: E402
-from recsys.stages.neural import DistilledRanker, MLPRanker  # noqa: E402
-from recsys.stages.neural_retrieval import NeuralFullRetriever  # noqa: E402
-from recsys.stages.ranking import IdentityRanker, LightGBMRanker, PopularityRanker  # noqa: E402
-from recsys.stages.retrieval import (  # noqa: E402
+from recsys.data import generate_synthetic, load_movielens, time_split
+from recsys.pipeline import Pipeline
+from recsys.stages.embeddings import TwoTower
+from recsys.stages.neural import DistilledRanker, MLPRanker
+from recsys.stages.neural_retrieval import NeuralFullRetriever
+from recsys.stages.ranking import IdentityRanker, LightGBMRanker, PopularityRanker
+from recsys.stages.retrieval import (
     PopularityRetriever,
     exact,
     hnsw,
@@ -173,12 +173,19 @@ def run_dataset(dataset: str, k: int, quick: bool, out: Path, seed: int) -> pd.D
     table.to_csv(out / f"quality_{dataset}.csv", index=False)
     (out / f"quality_{dataset}.md").write_text(
         f"# Quality: {description}, k={k}, final_n={FINAL_N}, seed={seed}\n\n"
-        + table.drop(columns=["dataset"]).to_markdown(index=False, floatfmt=".4f")
+        + markdown(table.drop(columns=["dataset"]))
         + "\n"
     )
     if backend_rows:
         pd.DataFrame(backend_rows).to_csv(out / f"backends_{dataset}.csv", index=False)
     return table
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-style table (floats to 4 decimals) without extra dependencies."""
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in frame.values]
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
 def backend_speed(rank_name: str, call, k: int) -> list[dict]:
@@ -203,8 +210,8 @@ def backend_speed(rank_name: str, call, k: int) -> list[dict]:
 
 def check_targets(table: pd.DataFrame) -> None:
     """Print the issue's quality targets as PASS/FAIL lines."""
-    for dataset, t in table.groupby("dataset"):
-        t = t.set_index(["retrieval", "ranking"])
+    for dataset, group in table.groupby("dataset"):
+        t = group.set_index(["retrieval", "ranking"])
         pop = t.loc[("popularity", "none"), "ndcg@10"]
         best = t["ndcg@10"].idxmax()
         gain = t.loc[best, "ndcg@10"] / pop - 1

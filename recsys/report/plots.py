@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,12 +57,12 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[A
 def highlight(runs: Sequence[Run], rec: Recommendation, limit: int) -> list[Run]:
     """Chosen, baseline, Pareto frontier, then the cheapest others; at most ``limit``."""
     by_name = {r.name: r for r in runs}
-    order = [rec.chosen, rec.closest, rec.baseline]
-    order += [by_name[n] for n in rec.front if n in by_name]
+    first = [r for r in (rec.chosen, rec.closest, rec.baseline) if r is not None]
+    order = first + [by_name[n] for n in rec.front if n in by_name]
     order += sorted(runs, key=lambda r: (r[COST] if math.isfinite(r[COST]) else math.inf, r.name))
     seen: dict[str, Run] = {}
     for run in order:
-        if run is not None and run.name not in seen:
+        if run.name not in seen:
             seen[run.name] = run
     return list(seen.values())[:limit]
 
@@ -113,6 +114,19 @@ def _scatter(ax: Axes, runs: Sequence[Run], rec: Recommendation, y: str) -> None
             label=f"recommended: {_safe(c.label, 30)}",
             zorder=5,
         )
+    if rec.closest is not None:
+        c = rec.closest
+        ax.scatter(
+            [c[COST]],
+            [c[y]],
+            marker="*",
+            s=320,
+            facecolors="none",
+            edgecolors=CHOSEN,
+            linewidths=1.5,
+            label=f"closest to passing: {_safe(c.label, 30)}",
+            zorder=5,
+        )
     _log_if_wide(ax, [r[COST] for r in runs], "x")
     ax.set_xlabel("cost per 1k requests (USD)")
     ax.grid(alpha=0.3)
@@ -122,18 +136,22 @@ def _annotate(ax: Axes, runs: Sequence[Run], y: str, limit: int = 12) -> None:
     """Label up to ``limit`` points; labels in the right half of the axes go to the left."""
     ax.autoscale_view()
     to_axes = ax.transData + ax.transAxes.inverted()
+    at: dict[tuple[float, float], list[Run]] = {}  # runs drawn on the same spot share a label
     for run in runs[:limit]:
         if math.isfinite(run[COST]) and math.isfinite(run[y]):
-            right = to_axes.transform((run[COST], run[y]))[0] > 0.6
-            ax.annotate(
-                _safe(run.label, 44),
-                (run[COST], run[y]),
-                textcoords="offset points",
-                xytext=(-8 if right else 8, 5),
-                ha="right" if right else "left",
-                fontsize=7,
-                color="#333333",
-            )
+            at.setdefault((run[COST], run[y]), []).append(run)
+    for (cost, value), same in at.items():
+        more = f" (+{len(same) - 1} more)" if len(same) > 1 else ""
+        right = to_axes.transform((cost, value))[0] > 0.6
+        ax.annotate(
+            _safe(same[0].label, 44) + more,
+            (cost, value),
+            textcoords="offset points",
+            xytext=(-8 if right else 8, 5),
+            ha="right" if right else "left",
+            fontsize=7,
+            color="#333333",
+        )
 
 
 def plot_quality_cost(runs: Sequence[Run], rec: Recommendation) -> Figure:
@@ -215,7 +233,7 @@ def plot_latency_cdf(runs: Sequence[Run]) -> Figure:
         values = latency_samples(run)
         if values is not None:
             x, p = _ecdf(values)
-            style = {
+            style: dict[str, Any] = {
                 "color": color,
                 "lw": 1.4,
                 "label": f"{name})",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from simpy import Environment, Event, Timeout
@@ -27,7 +28,7 @@ from recsys.sim.hardware import Hardware
 from recsys.sim.records import OK, RequestLog
 from recsys.sim.results import RunInfo, SimResult, summarize
 from recsys.sim.server import StageServer
-from recsys.sim.service import BatchSampler, ServiceTimeModel
+from recsys.sim.service import BatchSampler, ServiceTimeModel, describe_model
 
 __all__ = ["AutoscalerSpec", "StageSpec", "check_arrivals", "simulate", "stage_streams"]
 
@@ -80,6 +81,21 @@ class StageSpec:
     @property
     def workers(self) -> int:
         return self.replicas * self.workers_per_replica
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting and assumption of this stage, for the report."""
+        return {
+            "name": self.name,
+            "service": describe_model(self.service),
+            "replicas": self.replicas,
+            "workers_per_replica": self.workers_per_replica,
+            "max_batch": self.max_batch,
+            "max_wait_ms": self.max_wait_ms,
+            "queue_capacity": self.queue_capacity,
+            "timeout_ms": self.timeout_ms,
+            "network_ms": self.network_ms,
+            "hardware": self.hardware.to_dict() if self.hardware is not None else None,
+        }
 
 
 def check_arrivals(arrivals: np.ndarray | Sequence[float]) -> np.ndarray:

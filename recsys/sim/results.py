@@ -196,8 +196,10 @@ def _stage_stats(
     utilization = (busy1 - busy0) / (area1 - area0) if area1 > area0 else math.nan
     if span > 0:
         mean_workers = (area1 - area0) / span
-        rate = np.count_nonzero(reached) / span
-        offered = rate * spec.service.mean_s(spec.max_batch) / (spec.max_batch * mean_workers)
+        rate = float(np.count_nonzero(reached)) / span
+        offered: float = (
+            rate * spec.service.mean_s(spec.max_batch) / (spec.max_batch * mean_workers)
+        )
     else:  # every measured request arrived at one instant: no rate to speak of
         offered = math.nan
     qlen = a[f"queue_len/{s}"][reached]

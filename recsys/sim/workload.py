@@ -305,7 +305,11 @@ class Bursty:
     ) -> np.ndarray:
         state = 0 if rng.random() < self.burst_fraction else 1
         parts: list[np.ndarray] = []
-        t, count, block = 0.0, 0, 4096
+        # Sojourns per block: enough for the horizon in one or two blocks, at most 4096.
+        horizon = duration_s if duration_s is not None else 1.2 * (n_requests or 0) / self.rate_qps
+        cycle_s = float(self.mean_sojourn_s.sum())
+        block = int(min(max(2 * math.ceil(horizon / cycle_s) + 2, 2), 4096))
+        t, count = 0.0, 0
         while (duration_s is None or t < duration_s) and (n_requests is None or count < n_requests):
             states = (state + np.arange(block)) % 2
             lengths = rng.exponential(self.mean_sojourn_s[states])

@@ -25,7 +25,7 @@ def test_smoke_experiment_writes_a_complete_result(sim_cli, tmp_path):
     assert [p["stage"] for p in result["pipeline"]] == ["retrieval", "ranking"]
     assert result["quality"]["dataset"] == "synthetic"
     assert 0 < result["quality"]["ndcg@10"] <= 1
-    assert result["traffic"] == result["traffic"] | {"kind": "poisson", "peak_qps": 200.0}
+    assert result["traffic"] == result["traffic"] | {"kind": "poisson", "peak_qps": 1000.0}
     lat = result["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p999"]
     assert all(s["replicas"] >= 1 for s in result["stages"])

@@ -16,9 +16,12 @@ def test_scale_up_timing_is_exact():
     # one serves after its 5 s cold start (t = 15); utilisation 0.5 then holds it at 2.
     arrivals = np.round(np.arange(0, 600) * 0.1, 9)
     spec = AutoscalerSpec(target_utilization=0.5, interval_s=10.0, cold_start_s=5.0, max_replicas=8)
-    result = simulate(arrivals, [StageSpec("s", Deterministic(100.0))], autoscaler=spec, timeseries_bin_s=5.0)
+    result = simulate(
+        arrivals, [StageSpec("s", Deterministic(100.0))], autoscaler=spec, timeseries_bin_s=5.0
+    )
     replicas = result.timeseries["s_replicas"].tolist()
-    assert replicas[:3] == [1.0, 1.0, 1.0] and replicas[3:] == [2.0] * (len(replicas) - 3)
+    assert replicas[:3] == [1.0, 1.0, 1.0]
+    assert replicas[3:] == [2.0] * (len(replicas) - 3)
     stats = result.stages[0]
     assert stats.max_replicas == 2
     # Billed replicas: 1 until t = 10, 2 (one starting) from then to the last arrival 59.9.
@@ -52,7 +55,8 @@ def test_follows_a_traffic_step_up_and_down():
     assert ts.loc[600.0] >= 8
     assert ts.loc[1185.0] <= 3
     assert result.stages[0].max_replicas <= 20
-    assert not result.unstable and result.dropped == 0
+    assert not result.unstable
+    assert result.dropped == 0
 
 
 def test_only_listed_stages_scale_and_spec_is_checked():
@@ -60,9 +64,14 @@ def test_only_listed_stages_scale_and_spec_is_checked():
     stages = [StageSpec("a", Exponential(1.0)), StageSpec("b", Exponential(20.0))]
     spec = AutoscalerSpec(interval_s=10.0, cold_start_s=0.0, stages=("b",))
     result = simulate(arrivals, stages, autoscaler=spec)
-    assert result.stages[0].max_replicas == 1 and result.stages[1].max_replicas > 1
+    assert result.stages[0].max_replicas == 1
+    assert result.stages[1].max_replicas > 1
     with pytest.raises(ConfigError, match="not in the pipeline"):
         simulate(arrivals, stages, autoscaler=AutoscalerSpec(stages=("c",)))
-    for bad in ({"target_utilization": 0.0}, {"min_replicas": 3, "max_replicas": 2}, {"interval_s": 0.0}):
+    for bad in (
+        {"target_utilization": 0.0},
+        {"min_replicas": 3, "max_replicas": 2},
+        {"interval_s": 0.0},
+    ):
         with pytest.raises(ConfigError):
             AutoscalerSpec(**bad)

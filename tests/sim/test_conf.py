@@ -17,7 +17,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _compose(overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+    with initialize_config_dir(config_dir=str(CONF)):
         return compose(config_name=None, overrides=overrides)
 
 
@@ -38,7 +38,8 @@ def test_traffic_options(option, tmp_path):
     assert isinstance(workload, Workload)
     assert cfg.traffic.kind == option
     times = workload.arrivals(np.random.default_rng(0), n_requests=50)
-    assert times.size == 50 and np.all(np.diff(times) >= 0)
+    assert times.size == 50
+    assert np.all(np.diff(times) >= 0)
 
 
 def test_traffic_peak_qps_override_reaches_the_workload():
@@ -50,12 +51,15 @@ def test_traffic_peak_qps_override_reaches_the_workload():
 def test_hardware_options(option):
     hardware = _build(_compose([f"+hardware={option}"]).hardware)
     assert isinstance(hardware, Hardware)
-    assert hardware.price_per_hour_usd > 0 and hardware.price_date and hardware.price_source
+    assert hardware.price_per_hour_usd > 0
+    assert hardware.price_date
+    assert hardware.price_source
 
 
 def test_sim_options():
     default = _compose(["+sim=default"]).sim
-    assert default.autoscaler is None and default.serving.default.max_batch >= 1
+    assert default.autoscaler is None
+    assert default.serving.default.max_batch >= 1
     auto = _compose(["+sim=autoscale"]).sim
     assert isinstance(_build(auto.autoscaler), AutoscalerSpec)
     assert auto.n_requests == default.n_requests  # inherits the defaults

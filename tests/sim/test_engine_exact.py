@@ -68,7 +68,9 @@ def test_timeouts_leave_at_exactly_their_deadline(run):
     assert _col(r, "done_s") == pytest.approx([1.0, 0.6, 0.7, 2.4])
     assert _col(r, "s_wait_ms") == pytest.approx([0.0, 500.0, 500.0, 0.0])
     assert _col(r, "drop_stage")[1] == "s"
-    assert r.drops == {"timeout": 2, "shed": 0} and r.dropped == 2 and r.completed == 2
+    assert r.drops == {"timeout": 2, "shed": 0}
+    assert r.dropped == 2
+    assert r.completed == 2
 
 
 def test_waiting_exactly_the_timeout_is_still_served():
@@ -86,7 +88,8 @@ def test_bounded_queue_sheds_and_counts(run):
     assert _col(r, "done_s") == pytest.approx([1.0, 2.0, 0.2, 0.3])
     assert _col(r, "s_queue_len") == [0, 0, 1, 1]
     assert r.drops == {"timeout": 0, "shed": 2}
-    assert r.stages[0].shed == 2 and r.stages[0].max_queue == 1
+    assert r.stages[0].shed == 2
+    assert r.stages[0].max_queue == 1
     zero = run([0.0, 0.1], [StageSpec("s", Deterministic(1000.0), queue_capacity=0)])
     assert _col(zero, "outcome") == ["ok", "shed"]
 
@@ -121,7 +124,8 @@ def test_a_dropped_request_never_reaches_later_stages(run):
     ]
     r = run([0.0, 0.5], stages)
     assert _col(r, "outcome") == ["ok", "shed"]
-    assert np.isnan(r.records["b_enqueue_s"][1]) and r.records["b_batch_size"][1] == 0
+    assert np.isnan(r.records["b_enqueue_s"][1])
+    assert r.records["b_batch_size"][1] == 0
     assert r.completed + r.dropped == r.requests["measured"] == 2
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from recsys.metrics_latency import batch_ci
 from recsys.sim.engine import StageSpec, simulate
+from recsys.sim.replications import simulate_replications
 from recsys.sim.service import Deterministic, Exponential
 from recsys.sim.validate import validate_queue
 from recsys.sim.workload import Poisson
@@ -61,7 +62,9 @@ def test_utilisation_is_the_offered_load():
     # arrival and service noise is about sqrt((1 + cv^2) / n) (cv = 1 for exponential).
     lam, mean_s, c, n = 300.0, 0.01, 4, 100_000
     arrivals = Poisson(lam).arrivals(np.random.default_rng(4), n_requests=n)
-    result = simulate(arrivals, [StageSpec("s", Exponential(mean_s * 1000), replicas=c)], seed=4, record=False)
+    result = simulate(
+        arrivals, [StageSpec("s", Exponential(mean_s * 1000), replicas=c)], seed=4, record=False
+    )
     rho = lam * mean_s / c
     assert abs(result.stages[0].utilization / rho - 1) < 5 * math.sqrt(2 / n)
     assert result.stages[0].offered_load == pytest.approx(result.offered_qps * mean_s / c)
@@ -75,10 +78,26 @@ def test_littles_law_holds_with_batching():
     # contain 0.
     lam = 800.0
     arrivals = Poisson(lam).arrivals(np.random.default_rng(5), n_requests=N)
-    stage = StageSpec("s", Deterministic(4.0, per_item_ms=1.0), replicas=2, max_batch=8, max_wait_ms=3.0)
+    stage = StageSpec(
+        "s", Deterministic(4.0, per_item_ms=1.0), replicas=2, max_batch=8, max_wait_ms=3.0
+    )
     result = simulate(arrivals, [stage], seed=5, warmup_s=float(arrivals[5000]))
     rec = result.records[result.records["arrival_s"] >= arrivals[5000]]
     diff = rec["s_queue_len"].to_numpy() - lam * rec["s_wait_ms"].to_numpy() / 1000
     ci = batch_ci(diff, np.mean, n_batches=20, confidence=CONFIDENCE)
     assert ci.low <= 0.0 <= ci.high
     assert result.stages[0].mean_batch > 1.5
+
+
+def test_independent_replications_cover_the_mm1_sojourn_percentiles():
+    # M/M/1 sojourn (wait + service) is exponential with rate mu - lam, so its q-quantile is
+    # -ln(1 - q) / (mu - lam): end-to-end percentiles have a closed form here.
+    lam, mu = 70.0, 100.0
+    reps = simulate_replications(
+        Poisson(lam), [StageSpec("s", Exponential(1000 / mu))], n_replications=10, seed=7,
+        n_requests=20_000, warmup_requests=1000, confidence=CONFIDENCE,
+    )  # fmt: skip
+    for key, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        truth_ms = -math.log(1 - q) / (mu - lam) * 1000
+        assert reps.latency_ms[f"{key}_ci_low"] <= truth_ms <= reps.latency_ms[f"{key}_ci_high"]
+    assert reps.to_dict()["n_replications"] == 10

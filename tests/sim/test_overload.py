@@ -20,7 +20,8 @@ def test_unbounded_queue_grows_at_lambda_minus_capacity():
     arrivals = _arrivals()
     result = simulate(arrivals, [StageSpec("s", Exponential(MEAN_MS), replicas=C)], record=False)
     stage = result.stages[0]
-    assert result.unstable and result.instability[0].startswith("stage s: offered load")
+    assert result.unstable
+    assert result.instability[0].startswith("stage s: offered load")
     assert stage.offered_load == pytest.approx(1.5, rel=0.02)
     assert stage.utilization == pytest.approx(1.0, abs=1e-3)
     # With every worker busy the queue is arrivals minus departures: a random walk with
@@ -49,7 +50,8 @@ def test_timeouts_bound_the_latency_of_what_completes():
     arrivals = _arrivals(30_000)
     stage = StageSpec("s", Exponential(MEAN_MS), replicas=C, timeout_ms=100.0)
     result = simulate(arrivals, [stage])
-    assert result.drops["timeout"] > 0 and result.unstable
+    assert result.drops["timeout"] > 0
+    assert result.unstable
     waits = result.records.loc[result.records["outcome"] == "ok", "s_wait_ms"]
     assert waits.max() <= 100.0
     timed_out = result.records[result.records["outcome"] == "timeout"]

@@ -58,11 +58,16 @@ def test_unix_milliseconds_and_seconds_are_detected(tmp_path):
     s = _write(tmp_path, [1_700_000_000.0, 1_700_000_000.5], "s.csv")
     assert np.allclose(Replay(s, time_column="ts").arrivals(_rng()), [0.0, 0.5])
     stated = _write(tmp_path, [0, 250, 1000], "rel_ms.csv")
-    assert np.allclose(Replay(stated, time_column="ts", time_unit="ms").arrivals(_rng()), [0.0, 0.25, 1.0])
+    assert np.allclose(
+        Replay(stated, time_column="ts", time_unit="ms").arrivals(_rng()), [0.0, 0.25, 1.0]
+    )
 
 
 def test_iso_datetimes(tmp_path):
-    path = _write(tmp_path, ["2023-11-16 18:15:46.6805900", "2023-11-16 18:15:50.9951690", "2023-11-16T18:16:00Z"])
+    path = _write(
+        tmp_path,
+        ["2023-11-16 18:15:46.6805900", "2023-11-16 18:15:50.9951690", "2023-11-16T18:16:00Z"],
+    )
     times = Replay(path, time_column="ts").arrivals(_rng())
     assert times == pytest.approx([0.0, 4.314579, 13.31941])
     window = Replay(path, time_column="ts", start="2023-11-16 18:15:50").arrivals(_rng())
@@ -73,7 +78,9 @@ def test_iso_datetimes(tmp_path):
 def test_real_azure_trace():
     replay = Replay(AZURE, time_column="TIMESTAMP", columns={"tokens": "ContextTokens"})
     times = replay.arrivals(_rng())
-    assert times[0] == 0.0 and np.all(np.diff(times) >= 0) and times.size == len(replay.load())
+    assert times[0] == 0.0
+    assert np.all(np.diff(times) >= 0)
+    assert times.size == len(replay.load())
     assert "tokens" in replay.load()
     hour = replay.arrivals(_rng(), duration_s=600.0)
     assert hour[-1] < 600.0
@@ -81,7 +88,9 @@ def test_real_azure_trace():
 
 def test_window_loop_and_counts(tmp_path):
     path = _write(tmp_path, [0.0, 1.0, 2.0, 3.0])
-    assert np.array_equal(Replay(path, time_column="ts", start=1.0, end=3.0).arrivals(_rng()), [0.0, 1.0])
+    assert np.array_equal(
+        Replay(path, time_column="ts", start=1.0, end=3.0).arrivals(_rng()), [0.0, 1.0]
+    )
     looped = Replay(path, time_column="ts", loop=True).arrivals(_rng(), duration_s=10.0)
     assert np.array_equal(looped, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])  # period = span + mean gap
     assert Replay(path, time_column="ts", loop=True).arrivals(_rng(), n_requests=9).size == 9
@@ -96,14 +105,18 @@ def test_rate_multiplier_thins_and_superposes(tmp_path):
     # Each arrival kept with probability 1/2: Binomial(n, 1/2) within 5 sd.
     assert abs(half.size - n / 2) < 5 * np.sqrt(n / 4)
     double = Replay(path, rate_multiplier=2.0).arrivals(_rng())
-    assert double.size == 2 * n and np.all(np.diff(double) >= 0) and double[0] >= 0
+    assert double.size == 2 * n
+    assert np.all(np.diff(double) >= 0)
+    assert double[0] >= 0
     more = Replay(path, rate_multiplier=2.5).arrivals(_rng())
     assert abs(more.size - 2.5 * n) < 5 * np.sqrt(n / 4)
 
 
 def test_sort_option(tmp_path):
     path = _write(tmp_path, [2.0, 0.0, 1.0])
-    assert np.array_equal(Replay(path, time_column="ts", sort=True).arrivals(_rng()), [0.0, 1.0, 2.0])
+    assert np.array_equal(
+        Replay(path, time_column="ts", sort=True).arrivals(_rng()), [0.0, 1.0, 2.0]
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,17 +16,22 @@ def _rng(seed=0):
 
 def test_poisson_count_and_horizon():
     times = Poisson(100.0).arrivals(_rng(), duration_s=1000.0)
-    assert np.all(np.diff(times) >= 0) and times[-1] < 1000.0
+    assert np.all(np.diff(times) >= 0)
+    assert times[-1] < 1000.0
     # N ~ Poisson(100 000): within 5 standard deviations.
     assert abs(times.size - 100_000) < 5 * math.sqrt(100_000)
     assert Poisson(100.0).arrivals(_rng(), n_requests=500).size == 500
     both = Poisson(100.0).arrivals(_rng(), duration_s=1.0, n_requests=10_000)
-    assert both.size < 10_000 and both[-1] < 1.0
+    assert both.size < 10_000
+    assert both[-1] < 1.0
     assert isinstance(Poisson(1.0), Workload)
 
 
 def test_same_seed_same_arrivals():
-    assert np.array_equal(Poisson(5.0).arrivals(_rng(7), n_requests=100), Poisson(5.0).arrivals(_rng(7), n_requests=100))
+    assert np.array_equal(
+        Poisson(5.0).arrivals(_rng(7), n_requests=100),
+        Poisson(5.0).arrivals(_rng(7), n_requests=100),
+    )
 
 
 def test_poisson_needs_a_horizon_and_a_rate():
@@ -56,7 +61,10 @@ def test_diurnal_hourly_counts_follow_the_curve():
     counts = np.bincount((times // 100).astype(int), minlength=24)
     grid = np.linspace(0, 2400, 24 * 1000 + 1)
     rate = day.rate_qps(grid)
-    expected = [np.trapezoid(rate[i * 1000 : (i + 1) * 1000 + 1], grid[i * 1000 : (i + 1) * 1000 + 1]) for i in range(24)]
+    expected = [
+        np.trapezoid(rate[i * 1000 : (i + 1) * 1000 + 1], grid[i * 1000 : (i + 1) * 1000 + 1])
+        for i in range(24)
+    ]
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
     assert day.arrivals(_rng(1), n_requests=1234).size == 1234
 

@@ -1,0 +1,155 @@
+"""ANN retrieval on a 1M-item synthetic catalogue: recall@100 against exact search vs QPS.
+
+    .venv/bin/python benchmarks/ann.py                         # 1M items (several minutes)
+    .venv/bin/python benchmarks/ann.py --n-items 100000 --quick
+
+Embeddings come from a two-tower model trained on the synthetic interactions (cached under
+``--cache``, so a rerun skips training). Every index answers the same ``--queries`` user
+vectors; recall@k is the overlap with the exact (``Flat``) top-k of the same vectors. QPS is
+measured on ONE thread, one query per call (a serving request); the exact index's batched
+QPS (all queries in one BLAS call) is reported too. Writes ``<out>/ann.csv`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recsys.cache import ArtifactCache, data_fingerprint
+from recsys.data import generate_synthetic
+from recsys.metrics_ranking import recall_against
+from recsys.pipeline import stage_config
+from recsys.stages.embeddings import TwoTower
+from recsys.stages.retrieval import build_index
+
+# (factory, search parameter name, values swept)
+CONFIGS = [
+    ("HNSW32", "efSearch", [32, 64, 128, 256]),
+    ("HNSW16", "efSearch", [64, 128, 256]),
+    ("IVF1024,Flat", "nprobe", [8, 16, 32, 64]),
+    ("IVF1024,PQ16x8", "nprobe", [16, 64]),
+    ("SQ8", None, [None]),
+]
+QUICK = [("HNSW32", "efSearch", [64, 128]), ("IVF1024,Flat", "nprobe", [16, 32])]
+
+
+def embeddings(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """(query vectors, item vectors) of a two-tower model trained on synthetic data."""
+    start = time.perf_counter()
+    inter = generate_synthetic(
+        args.n_users, args.n_items, args.n_interactions, n_categories=args.n_categories, seed=0
+    )
+    print(f"data: {len(inter)} interactions in {time.perf_counter() - start:.1f}s", flush=True)
+    model = TwoTower(dim=64, epochs=args.epochs, batch_size=1024, n_negatives=1024, seed=0)
+    cache = ArtifactCache(args.cache)
+    start = time.perf_counter()
+    _, hit = cache.fit_stage(
+        model, stage_config(model), data_fingerprint(inter), lambda: model.fit(inter)
+    )
+    how = "restored from cache" if hit else "trained"
+    print(f"two-tower {how} in {time.perf_counter() - start:.1f}s", flush=True)
+    rng = np.random.default_rng(0)
+    active = np.unique(inter.users)
+    users = rng.choice(active, size=min(args.queries, len(active)), replace=False)
+    return model.user_embeddings_[users], model.item_embeddings_
+
+
+def single_query_qps(index: faiss.Index, queries: np.ndarray, k: int, limit_s: float) -> float:
+    """Queries per second answering one query per call on one thread (time-capped)."""
+    done, start = 0, time.perf_counter()
+    while done < len(queries) and time.perf_counter() - start < limit_s:
+        index.search(queries[done : done + 1], k)
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-items", type=int, default=1_000_000)
+    parser.add_argument("--n-users", type=int, default=50_000)
+    parser.add_argument("--n-interactions", type=int, default=2_000_000)
+    parser.add_argument("--n-categories", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/recsys"))
+    parser.add_argument("--out", type=Path, default=Path("bench_out"))
+    args = parser.parse_args()
+
+    queries, items = embeddings(args)
+    k = args.k
+    faiss.omp_set_num_threads(1)
+    flat = build_index(items, "Flat")
+    start = time.perf_counter()
+    _, truth = flat.search(queries, k)
+    batched_qps = len(queries) / (time.perf_counter() - start)
+    exact_qps = single_query_qps(flat, queries, k, limit_s=20)
+    print(f"exact Flat: {exact_qps:.1f} QPS one query per call, {batched_qps:.1f} batched")
+    rows = [
+        {"factory": "Flat", "param": "", "value": "", "build_s": 0.0, "recall": 1.0,
+         "qps": exact_qps, "speedup": 1.0},
+    ]  # fmt: skip
+    for factory, param, values in QUICK if args.quick else CONFIGS:
+        faiss.omp_set_num_threads(args.build_threads)
+        start = time.perf_counter()
+        index = build_index(items, factory, train_size=200_000)
+        build_s = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)
+        for value in values:
+            if param is not None:
+                faiss.ParameterSpace().set_index_parameter(index, param, value)
+            _, found = index.search(queries, k)
+            qps = single_query_qps(index, queries, k, limit_s=20)
+            row = {
+                "factory": factory,
+                "param": param or "",
+                "value": value if value is not None else "",
+                "build_s": build_s,
+                "recall": recall_against(found, truth),
+                "qps": qps,
+                "speedup": qps / exact_qps,
+            }
+            rows.append(row)
+            print(
+                f"{factory:16s} {param or ''}={value}: recall@{k} {row['recall']:.4f} "
+                f"{qps:8.0f} QPS x{row['speedup']:.0f} (build {build_s:.0f}s)",
+                flush=True,
+            )
+        del index
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "ann.csv", index=False)
+    header = (
+        f"# ANN: {args.n_items} items x 64-d two-tower vectors, {len(queries)} queries, "
+        f"recall@{k} vs exact, 1 thread, one query per call. Exact batched: "
+        f"{batched_qps:.1f} QPS\n\n"
+    )
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for r in table.itertuples(index=False):
+        lines.append(
+            "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |"
+        )
+    (args.out / "ann.md").write_text(header + "\n".join(lines) + "\n")
+    ok = table[(table.recall >= 0.95) & (table.speedup >= 100)]
+    if len(ok):
+        best = ok.sort_values("qps").iloc[-1]
+        print(
+            f"TARGET PASS: {best.factory} {best.param}={best.value} recall@{k} {best.recall:.3f} "
+            f"at {best.speedup:.0f}x exact single-thread QPS"
+        )
+    else:
+        print("TARGET FAIL: no configuration with recall >= 0.95 at >= 100x exact QPS")
+
+
+if __name__ == "__main__":
+    main()
