@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--n-users", type=int, default=50_000)
     parser.add_argument("--n-interactions", type=int, default=2_000_000)
     parser.add_argument("--n-categories", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--build-threads", type=int, default=2)

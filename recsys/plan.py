@@ -70,11 +70,7 @@ def min_stable_replicas(spec: StageSpec, qps: float, max_utilization: float = 0.
 
 
 def _meets(result: SimResult, sla_p99_ms: float) -> bool:
-    return (
-        not result.unstable
-        and result.dropped == 0
-        and float(result.latency_ms["p99"]) <= sla_p99_ms
-    )
+    return result.meets_sla(sla_p99_ms)
 
 
 def _bottleneck(result: SimResult, specs: Sequence[StageSpec], max_replicas: int) -> int | None:

@@ -2,11 +2,26 @@
 
 Sees only service-time models (never faiss, lightgbm, torch or onnx), so it stays fast,
 testable against queueing theory and usable for stages that do not exist yet.
+
+Modules, one idea each:
+
+- ``service``: service-time models (empirical from profiles, analytic what-ifs, ``Scaled``).
+- ``hardware``: instance types with dated prices and speed factors.
+- ``workload`` / ``replay``: arrival processes (Poisson, diurnal, bursty, recorded traces) and
+  ``record_arrivals``.
+- ``engine``: ``StageSpec`` and ``simulate`` (SimPy with callbacks); ``server`` holds the
+  per-stage queue/batcher/workers; ``autoscale`` the HPA-like autoscaler; ``records`` the
+  per-request log; ``results`` the ``SimResult`` summary.
+- ``naive``: the same model, one SimPy process per request (reference and benchmark).
+- ``fast``: Kiefer-Wolfowitz recursion for plain FIFO pipelines (same records, much faster).
+- ``theory`` / ``validate``: closed forms (Erlang C, M/D/1, Pollaczek-Khinchine) and
+  simulated-vs-analytic reports; ``replications``: independent-replication intervals.
 """
 
 from recsys.sim.autoscale import AutoscalerSpec
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.hardware import Hardware
+from recsys.sim.replications import ReplicatedResult, simulate_replications
 from recsys.sim.results import SimResult, StageStats
 from recsys.sim.service import (
     Deterministic,
@@ -17,6 +32,7 @@ from recsys.sim.service import (
     Scaled,
     ServiceTimeModel,
 )
+from recsys.sim.validate import validate_queue
 from recsys.sim.workload import Bursty, Diurnal, Poisson, Replay, Workload, record_arrivals
 
 __all__ = [
@@ -31,6 +47,7 @@ __all__ = [
     "LogNormal",
     "Poisson",
     "Replay",
+    "ReplicatedResult",
     "Scaled",
     "ServiceTimeModel",
     "SimResult",
@@ -39,4 +56,6 @@ __all__ = [
     "Workload",
     "record_arrivals",
     "simulate",
+    "simulate_replications",
+    "validate_queue",
 ]

@@ -147,6 +147,7 @@ def simulate_naive(
     record: bool = True,
     *,
     autoscaler: object | None = None,
+    progress: bool = False,  # accepted for a common signature; no progress bar here
     timeseries_bin_s: float = 60.0,
     n_batches: int = 20,
     confidence: float = 0.95,

@@ -59,6 +59,7 @@ class _Analytic:
     """Shared parameters of the analytic models: batch mean = mean_ms + per_item_ms * (b - 1)."""
 
     kind = "analytic"
+    cv: float = 0.0
 
     def __init__(self, mean_ms: float, per_item_ms: float = 0.0) -> None:
         if not (math.isfinite(mean_ms) and mean_ms > 0):
@@ -67,8 +68,6 @@ class _Analytic:
             raise ConfigError(f"{self.kind}: per_item_ms must be >= 0, got {per_item_ms}")
         self.mean_ms = float(mean_ms)
         self.per_item_ms = float(per_item_ms)
-
-    cv: float = 0.0
 
     def mean_s(self, batch_size: int) -> float:
         return (self.mean_ms + self.per_item_ms * (_check_batch(batch_size) - 1)) / 1000.0

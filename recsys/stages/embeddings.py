@@ -63,8 +63,11 @@ class _Towers(nn.Module):
         self.item = nn.Embedding(n_items, dim)
         self.category = nn.Embedding(n_categories, dim)
         self.bias = nn.Embedding(n_items, 1)
-        for emb in (self.user, self.item, self.category):
-            nn.init.normal_(emb.weight, std=0.1)
+        nn.init.normal_(self.user.weight, std=1e-3)
+        nn.init.normal_(self.category.weight, std=0.1)
+        # Item offsets start at zero: an item never trained on sits at its category vector
+        # (clustered, as side features place cold items), not at a random direction.
+        nn.init.zeros_(self.item.weight)
         nn.init.zeros_(self.bias.weight)
 
     def users(self, u: torch.Tensor, normalize: bool) -> torch.Tensor:

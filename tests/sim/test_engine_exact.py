@@ -8,6 +8,7 @@ import pytest
 
 from recsys.errors import ConfigError
 from recsys.sim.engine import StageSpec, simulate
+from recsys.sim.hardware import Hardware
 from recsys.sim.naive import simulate_naive
 from recsys.sim.service import Deterministic, Exponential
 
@@ -127,6 +128,15 @@ def test_a_dropped_request_never_reaches_later_stages(run):
     assert np.isnan(r.records["b_enqueue_s"][1])
     assert r.records["b_batch_size"][1] == 0
     assert r.completed + r.dropped == r.requests["measured"] == 2
+
+
+def test_hardware_is_priced_not_applied_twice(run):
+    # The service model is already "on" the stage's hardware (hardware.scale(profiled)); the
+    # engine carries the hardware for reporting and never scales again.
+    fast = Hardware("c7i.large", vcpu=2, price_per_hour_usd=0.09, speed_factor=2.0)
+    r = run([0.0], [StageSpec("s", fast.scale(Deterministic(1000.0)), hardware=fast)])
+    assert _col(r, "e2e_ms") == [500.0]
+    assert r.stages[0].hardware == "c7i.large"
 
 
 def test_utilisation_of_a_deterministic_run():
