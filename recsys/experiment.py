@@ -23,6 +23,7 @@ from recsys.errors import ConfigError
 from recsys.pipeline import Pipeline, QualityReport
 from recsys.plan import PlanResult, plan_replicas
 from recsys.profile.timing import profile_stages
+from recsys.sim.autoscale import AutoscalerSpec
 from recsys.sim.engine import SimResult, StageSpec, simulate
 from recsys.sim.hardware import Hardware
 from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel
@@ -138,6 +139,16 @@ def stage_specs(
     ]
 
 
+@dataclass(frozen=True)
+class SimOptions:
+    """Statistics and dynamics of the simulation run that produces the reported numbers."""
+
+    n_batches: int = 20
+    confidence: float = 0.95
+    timeseries_bin_s: float = 60.0
+    autoscaler: AutoscalerSpec | None = None
+
+
 def simulate_fleet(
     specs: list[StageSpec],
     arrivals: np.ndarray,
@@ -147,11 +158,30 @@ def simulate_fleet(
     plan: bool,
     max_replicas: int = 64,
     progress: bool = True,
+    options: SimOptions | None = None,
 ) -> tuple[list[StageSpec], SimResult, PlanResult | None]:
-    """Simulate the given replica counts, or plan the fewest replicas meeting the SLA first."""
+    """Simulate the given replica counts, or plan the fewest replicas meeting the SLA first.
+
+    Planning sizes a fixed fleet for the traffic; an autoscaler, when given, then runs on top
+    of the planned (or given) fleet as its starting size.
+    """
+    o = options or SimOptions()
+
+    def final(stages: Sequence[StageSpec]) -> SimResult:
+        return simulate(
+            arrivals,
+            stages,
+            seed=seed,
+            warmup_s=warmup_s,
+            progress=progress,
+            autoscaler=o.autoscaler,
+            n_batches=o.n_batches,
+            confidence=o.confidence,
+            timeseries_bin_s=o.timeseries_bin_s,
+        )
+
     if not plan:
-        result = simulate(arrivals, specs, seed=seed, warmup_s=warmup_s, progress=progress)
-        return specs, result, None
+        return specs, final(specs), None
     planned = plan_replicas(
         specs,
         arrivals,
@@ -160,8 +190,7 @@ def simulate_fleet(
         warmup_s=warmup_s,
         max_replicas=max_replicas,
     )
-    result = simulate(arrivals, planned.stages, seed=seed, warmup_s=warmup_s, progress=progress)
-    return list(planned.stages), result, planned
+    return list(planned.stages), final(planned.stages), planned
 
 
 def price_fleet(specs: Sequence[StageSpec], qps: float, assumptions: CostAssumptions) -> CostReport:

@@ -24,6 +24,7 @@ from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_er
 from recsys.cost import CostAssumptions
 from recsys.errors import ConfigError
 from recsys.pipeline import Pipeline, build_pipeline
+from recsys.plan import offered_qps
 from recsys.report.run_report import render_run_report
 from recsys.result import atomic_write_text, write_result
 from recsys.sim.hardware import Hardware
@@ -97,7 +98,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seed = int(cfg.seed)
     positive(cfg.sla.p99_ms, "sla.p99_ms")
     positive(cfg.sim.n_requests, "sim.n_requests")
-    positive(cfg.traffic.peak_qps, "traffic.peak_qps")
+    if cfg.traffic.get("peak_qps") is not None:  # null for a replayed trace: its own rate
+        positive(cfg.traffic.peak_qps, "traffic.peak_qps")
     workload = build(cfg.traffic.workload, "traffic.workload")
     pipeline = make_pipeline(cfg)
     # Check every stage setting before the slow steps, so bad input fails in seconds.
@@ -123,7 +125,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     services = ex.service_models(profile, stages, hardware)
 
     rng = np.random.default_rng(seed)
-    arrivals = workload.arrivals(rng, n_requests=int(cfg.sim.n_requests))
+    duration_s = cfg.traffic.get("duration_s")
+    arrivals = workload.arrivals(
+        rng,
+        n_requests=int(cfg.sim.n_requests),
+        duration_s=None if duration_s is None else float(duration_s),
+    )
+    if len(arrivals) < 2:
+        raise ConfigError(f"traffic produced {len(arrivals)} arrival(s): nothing to simulate")
     warmup_s = float(arrivals[min(int(cfg.sim.warmup_requests), len(arrivals) - 1)])
     specs = ex.stage_specs(services, serving, hardware, replicas or dict.fromkeys(stages, 1))
     specs, sim, plan = ex.simulate_fleet(
@@ -135,8 +144,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         plan=replicas is None,
         max_replicas=int(cfg.sim.max_replicas),
         progress=cfg.progress,
+        options=ex.SimOptions(
+            n_batches=int(cfg.sim.n_batches),
+            confidence=float(cfg.sim.confidence),
+            timeseries_bin_s=float(cfg.sim.timeseries_bin_s),
+            autoscaler=build(cfg.sim.autoscaler, "sim.autoscaler") if cfg.sim.autoscaler else None,
+        ),
     )
-    qps = float(cfg.traffic.peak_qps)
+    # Price the fleet at the rate actually simulated (a replayed trace brings its own).
+    qps = offered_qps(arrivals)
     cost = ex.price_fleet(specs, qps, CostAssumptions(**OmegaConf.to_container(cfg.cost)))
 
     result = ex.assemble_result(
@@ -151,7 +167,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         dataset=data.name,
         traffic={
             "kind": str(cfg.traffic.kind),
-            "peak_qps": qps,
+            "peak_qps": qps if cfg.traffic.get("peak_qps") is None else float(cfg.traffic.peak_qps),
+            "offered_qps": qps,
             "requests": len(arrivals),
             **_describe(workload),
         },

@@ -44,9 +44,15 @@ class ScoreMLP(nn.Module):
 
 
 def _list_loss(scores: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Listwise softmax cross-entropy against a target distribution over each list."""
+    """Listwise softmax cross-entropy against a target distribution over each list.
+
+    The softmax ignores a shift shared by a whole list, so a small penalty on each list's
+    mean score keeps scores centred (otherwise a user-dependent offset drifts freely and
+    swamps the within-list differences that int8 quantisation must preserve).
+    """
     logp = torch.log_softmax(scores.masked_fill(~mask, -1e9), dim=1)
-    return -(target * logp.masked_fill(~mask, 0.0)).sum(1).mean()
+    list_mean = (scores * mask).sum(1) / mask.sum(1).clamp_min(1)
+    return -(target * logp.masked_fill(~mask, 0.0)).sum(1).mean() + 1e-2 * list_mean.pow(2).mean()
 
 
 class MLPRanker(FeatureRanker):
@@ -130,7 +136,10 @@ class MLPRanker(FeatureRanker):
         model = ScoreMLP(x.shape[-1], self.layers(), self.dropout)
         z = torch.asinh(x[mask])
         model.mean.copy_(z.mean(0))
-        model.scale.copy_(1.0 / z.std(0).clamp_min(1e-6))
+        std = z.std(0)
+        # A feature constant on the training lists carries nothing learnable; scaling it by
+        # 1/0 would turn any other value at serving time into a huge activation.
+        model.scale.copy_(torch.where(std > 1e-4, 1.0 / std.clamp_min(1e-4), 0.0))
         opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.loss_history_: list[float] = []
         model.train()

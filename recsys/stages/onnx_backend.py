@@ -60,7 +60,7 @@ def torch_to_onnx(module: object, n_features: int) -> bytes:
 
 
 def quantize_int8(model_bytes: bytes) -> bytes:
-    """Dynamic int8 quantisation of the weights (MatMul/Gemm) with ONNX Runtime."""
+    """Dynamic int8 quantisation (weights int8, activations uint8 per tensor at run time)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:

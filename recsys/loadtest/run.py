@@ -1,0 +1,237 @@
+"""Open-loop load test: replay an arrival trace into a :class:`~recsys.loadtest.server.LiveServer`.
+
+The generator (the calling thread) submits every request at its scheduled time, whether or
+not earlier ones have finished (open loop: no coordinated omission). It sleeps until just
+before each arrival, aiming early by a running estimate of how late ``time.sleep`` wakes up,
+then spins the last few microseconds. Latency is measured from the *scheduled* arrival, as
+the simulator does.
+
+If the generator itself falls behind its schedule, what it measures is partly its own lag, not
+the server's latency: such a run is flagged ``generator_behind`` (and stopped early once any
+request is ``abort_lag_ms`` late) instead of being reported as latency.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.errors import ConfigError, RecsysError
+from recsys.loadtest.server import LiveServer, LiveStage
+from recsys.sim.engine import check_arrivals
+from recsys.sim.records import PENDING, RequestLog
+
+OK_STATUS, BEHIND, UNFINISHED = "ok", "generator_behind", "unfinished"
+
+
+class GeneratorBehind(RecsysError):
+    """The load generator could not keep to the trace's schedule on this machine."""
+
+
+class Unfinished(RecsysError):
+    """Requests were still in flight when the drain time ran out (the server fell behind)."""
+
+
+@dataclass(frozen=True)
+class LoadTestLimits:
+    """Bounds on one load test, and when its generator counts as behind.
+
+    ``max_lag_ms``: the run is ``generator_behind`` when the p99 of the generator's lateness
+    (actual minus scheduled submit time) exceeds it. ``abort_lag_ms``: stop generating at once
+    when one request is this late. ``drain_s``: after the last arrival, how long requests in
+    flight may take to finish before the run is ``unfinished``; it is stopped as ``unfinished``
+at once when more than ``max_in_flight`` requests are in the system (the server cannot keep
+up, and draining the backlog would only take time).
+    """
+
+    max_requests: int = 100_000
+    max_duration_s: float = 600.0
+    max_lag_ms: float = 1.0
+    abort_lag_ms: float = 200.0
+    drain_s: float = 30.0
+    max_in_flight: int = 10_000
+    spin_us: float = 50.0
+
+    def __post_init__(self) -> None:
+        names = ("max_requests", "max_duration_s", "max_lag_ms", "abort_lag_ms", "drain_s")
+        for name in (*names, "max_in_flight"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"loadtest.{name} must be positive, got {getattr(self, name)}")
+        if self.spin_us < 0:
+            raise ConfigError(f"loadtest.spin_us must be >= 0, got {self.spin_us}")
+
+    def check(self, times: np.ndarray) -> None:
+        """Refuse a trace beyond the bounds before any load is generated."""
+        if times.size > self.max_requests:
+            raise ConfigError(
+                f"the trace has {times.size} requests; the load test allows at most "
+                f"loadtest.max_requests={self.max_requests}"
+            )
+        if times[-1] > self.max_duration_s:
+            raise ConfigError(
+                f"the trace spans {times[-1]:.1f} s; the load test allows at most "
+                f"loadtest.max_duration_s={self.max_duration_s:g} s"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class LoadTestResult:
+    """Per-request records in the simulator's format, plus the generator's lateness."""
+
+    records: pd.DataFrame
+    stages: list[str]
+    warmup_s: float
+    status: str
+    message: str
+    lateness_ms: np.ndarray
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK_STATUS
+
+    def generator(self) -> dict[str, float]:
+        """Lateness of the generator over the measured requests (ms)."""
+        measured = self.records["arrival_s"].to_numpy() >= self.warmup_s
+        late = self.lateness_ms[measured & np.isfinite(self.lateness_ms)]
+        if late.size == 0:
+            return {"lag_p50_ms": math.nan, "lag_p99_ms": math.nan, "lag_max_ms": math.nan}
+        p50, p99 = np.percentile(late, [50, 99])
+        return {"lag_p50_ms": float(p50), "lag_p99_ms": float(p99), "lag_max_ms": float(late.max())}
+
+    def raise_for_status(self) -> None:
+        """:class:`GeneratorBehind` or :class:`Unfinished` unless the run is usable."""
+        if self.status == BEHIND:
+            raise GeneratorBehind(self.message)
+        if self.status == UNFINISHED:
+            raise Unfinished(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "requests": len(self.records),
+            "warmup_s": self.warmup_s,
+            "wall_s": self.wall_s,
+            "generator": self.generator(),
+            **self.extra,
+        }
+
+
+def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> tuple[int, str]:
+    """Submit every request at its time; the number submitted and why it stopped early."""
+    clock, n = server.clock, times.size
+    spin_s, abort_s = limits.spin_us / 1e6, limits.abort_lag_ms / 1000.0
+    overshoot = 60e-6  # running estimate of how late time.sleep wakes up
+    i = 0
+    while i < n:
+        t = times[i]
+        wait = t - clock()
+        if wait > spin_s + overshoot:
+            asked = wait - overshoot
+            before = clock()
+            time.sleep(asked)
+            overshoot = 0.9 * overshoot + 0.1 * min(max(clock() - before - asked, 0.0), 2e-3)
+        while clock() < t:
+            pass
+        now = clock()
+        if now - t > abort_s:
+            return i, BEHIND
+        if server.finished.is_set():
+            return i, "error"
+        if i - (n - server.outstanding) > limits.max_in_flight:
+            return i, UNFINISHED
+        j = int(np.searchsorted(times, now, side="right"))  # everything due by now
+        j = max(j, i + 1)
+        server.submit(range(i, j))
+        i = j
+    return n, OK_STATUS
+
+
+def run_loadtest(
+    arrivals: np.ndarray | Sequence[float],
+    stages: Sequence[LiveStage],
+    payloads: Sequence[Any],
+    *,
+    warmup_s: float = 0.0,
+    limits: LoadTestLimits | None = None,
+) -> LoadTestResult:
+    """Serve ``payloads[i]`` (the first stage's input) arriving at ``arrivals[i]`` seconds.
+
+    Returns records in the simulator's format (:meth:`RequestLog.to_frame`); requests that
+    never finished have outcome NA. Check ``status`` (or call ``raise_for_status``).
+    """
+    limits = limits or LoadTestLimits()
+    times = check_arrivals(arrivals)
+    limits.check(times)
+    if len(payloads) != times.size:
+        raise ConfigError(f"{len(payloads)} payloads for {times.size} arrivals")
+    log = RequestLog(times, len(stages))
+    server = LiveServer(stages, log, list(payloads))
+    started = time.perf_counter()
+    server.start()
+    submitted, stopped = _generate(server, times, limits)
+    lateness = (np.frombuffer(log.enqueue_s[0], dtype=np.float64) - times) * 1000.0
+    status, message = _status(times, lateness, submitted, stopped, warmup_s, limits)
+    if status == OK_STATUS and not server.finished.wait(limits.drain_s):
+        status, message = UNFINISHED, (
+            f"requests were still in flight {limits.drain_s:g} s after the last arrival "
+            f"({_rate(times)}): the server cannot keep up with this trace"
+        )
+    server.stop(abandon=not server.finished.is_set())
+    wall = time.perf_counter() - started
+    if server.error is not None:
+        raise server.error
+    names = [s.name for s in stages]
+    frame = log.to_frame(names)
+    outcome = np.frombuffer(log.outcome, dtype=np.int8)
+    frame.loc[outcome == PENDING, "outcome"] = pd.NA
+    return LoadTestResult(frame, names, warmup_s, status, message, lateness, wall)
+
+
+def _rate(times: np.ndarray) -> str:
+    span = float(times[-1] - times[0])
+    return f"trace rate {times.size / span:,.0f} QPS" if span > 0 else "all at one instant"
+
+
+def _status(
+    times: np.ndarray,
+    lateness_ms: np.ndarray,
+    submitted: int,
+    stopped: str,
+    warmup_s: float,
+    limits: LoadTestLimits,
+) -> tuple[str, str]:
+    """Judge the generator before waiting for the server (a lagging run is not drained)."""
+    n = times.size
+    if stopped == BEHIND:
+        return BEHIND, (
+            f"the load generator fell more than loadtest.abort_lag_ms={limits.abort_lag_ms:g} "
+            f"ms behind its schedule at request {submitted} of {n} ({_rate(times)}) and "
+            "stopped: this machine cannot drive this trace open-loop, so no latency is "
+            "reported; lower the rate or shorten the trace"
+        )
+    if stopped == UNFINISHED:
+        return UNFINISHED, (
+            f"more than loadtest.max_in_flight={limits.max_in_flight} requests were in the "
+            f"system at request {submitted} of {n} ({_rate(times)}): the server cannot keep "
+            "up with this trace, so the run was stopped"
+        )
+    measured = (times >= warmup_s) & np.isfinite(lateness_ms)
+    late = lateness_ms[measured] if measured.any() else lateness_ms[np.isfinite(lateness_ms)]
+    p99 = float(np.percentile(late, 99)) if late.size else math.inf
+    if p99 > limits.max_lag_ms:
+        return BEHIND, (
+            f"the load generator ran behind its schedule: p99 lateness {p99:.2f} ms > "
+            f"loadtest.max_lag_ms={limits.max_lag_ms:g} (worst {np.nanmax(late):.2f} ms; "
+            f"{_rate(times)}); its latencies would include the generator's own lag, so "
+            "they are not reported as latency"
+        )
+    return OK_STATUS, f"{n} requests ({_rate(times)}); generator p99 lateness {p99:.3f} ms"
