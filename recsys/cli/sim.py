@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recsys import experiment as ex
 from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_errors
+from recsys.cli.validate import run_validation
 from recsys.cost import CostAssumptions
 from recsys.errors import ConfigError
 from recsys.pipeline import Pipeline, build_pipeline
@@ -93,6 +94,8 @@ def replicas_for(cfg: DictConfig, stages: list[str]) -> dict[str, int] | None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The whole job; returns the ``result.json`` document it wrote."""
+    if cfg.get("validation"):
+        return run_validation(cfg)
     started = time.time()
     out = run_dir()
     seed = int(cfg.seed)

@@ -145,4 +145,8 @@ def validate_queue(
         "metrics": metrics,
         "all_within_ci": all(m["within_ci"] is not False for m in metrics.values()),
         "simulated_utilization": result.stages[0].utilization,
+        # End-to-end (sojourn) summary of the same run, for result.json's latency keys.
+        "latency_ms": dict(result.latency_ms),
+        "stage": result.stages[0].to_dict(),
+        "dropped": int(result.dropped),
     }
