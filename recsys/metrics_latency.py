@@ -160,3 +160,148 @@ def latency_summary_ms(
     out["mean"] = float(values.mean()) if values.size else math.nan
     out["n"] = int(values.size)
     return out
+
+
+# -- streaming percentiles: log-bucketed histograms -------------------------------------------
+#
+# A value x >= 2**(MIN_EXP - 1) with x = m * 2**e (0.5 <= m < 1, ``frexp``) falls in bucket
+# ``1 + (e - MIN_EXP) * sub + floor((m - 0.5) * 2 * sub)``: each power of two is cut into
+# ``sub`` equal sub-buckets, and a bucket stands for its midpoint. Every value in a bucket is
+# within a relative ``1 / (2 * sub)`` of that midpoint, so a percentile read from the counts
+# (interpolated between order statistics the way ``numpy.percentile`` does, then clamped to
+# the exact minimum and maximum) is within relative error ``1 / (2 * sub)`` of the exact one
+# (0.2% for the default ``sub = 256``). Values below ``2**(MIN_EXP - 1)`` (about 1 ns when
+# the unit is seconds) count as 0 (absolute error below that); values of ``2**MAX_EXP`` or
+# more (about 24 days) share one overflow bucket read as the exact maximum.
+HIST_SUB_BUCKETS = 256
+HIST_MIN_EXP = -29
+HIST_MAX_EXP = 21
+
+
+def hist_size(sub: int = HIST_SUB_BUCKETS) -> int:
+    """Number of buckets: zero, ``(MAX_EXP - MIN_EXP + 1) * sub`` log buckets, overflow."""
+    return 2 + (HIST_MAX_EXP - HIST_MIN_EXP + 1) * sub
+
+
+def hist_relative_error(sub: int = HIST_SUB_BUCKETS) -> float:
+    """Largest relative error of a percentile read from a histogram with ``sub`` sub-buckets."""
+    return 1.0 / (2 * sub)
+
+
+def hist_index(values: np.ndarray, sub: int = HIST_SUB_BUCKETS) -> np.ndarray:
+    """Bucket of each (non-negative, finite) value; see the comment above."""
+    x = np.asarray(values, dtype=np.float64)
+    m, e = np.frexp(x)
+    idx = 1 + (e.astype(np.int64) - HIST_MIN_EXP) * sub + ((m - 0.5) * (2 * sub)).astype(np.int64)
+    idx = np.where(e > HIST_MAX_EXP, hist_size(sub) - 1, idx)
+    return np.where(x < 2.0 ** (HIST_MIN_EXP - 1), 0, idx)
+
+
+def hist_midpoints(sub: int = HIST_SUB_BUCKETS) -> np.ndarray:
+    """Value each bucket stands for (0 for the zero bucket, +inf for the overflow bucket)."""
+    j = np.arange(hist_size(sub) - 2)
+    e = HIST_MIN_EXP + j // sub
+    mid = np.ldexp(1.0 + (j % sub + 0.5) / sub, e - 1)
+    return np.concatenate([[0.0], mid, [math.inf]])
+
+
+class Histogram(NamedTuple):
+    """Bucket counts plus the exact sum, minimum and maximum of the values counted."""
+
+    counts: np.ndarray
+    total: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: np.ndarray, sub: int = HIST_SUB_BUCKETS) -> Histogram:
+        """Histogram of ``values`` (non-negative, finite)."""
+        x = np.asarray(values, dtype=np.float64)
+        counts = np.bincount(hist_index(x, sub), minlength=hist_size(sub))
+        if x.size == 0:
+            return cls(counts, 0.0, math.inf, -math.inf)
+        return cls(counts, float(x.sum()), float(x.min()), float(x.max()))
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def sub(self) -> int:
+        return (self.counts.size - 2) // (HIST_MAX_EXP - HIST_MIN_EXP + 1)
+
+    def merge(self, other: Histogram) -> Histogram:
+        return Histogram(
+            self.counts + other.counts,
+            self.total + other.total,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
+
+    def quantiles(self, qs: Sequence[float]) -> np.ndarray:
+        """Percentiles ``qs`` (0-100), ``numpy.percentile``-style, within the stated error."""
+        n = self.n
+        if n == 0:
+            return np.full(len(qs), math.nan)
+        cum = np.cumsum(self.counts)
+        mids = _midpoints(self.sub)
+        h = (n - 1) * np.asarray(qs, dtype=np.float64) / 100.0
+        k = np.floor(h)
+        lo = mids[np.searchsorted(cum, k, side="right")]
+        hi = mids[np.searchsorted(cum, np.minimum(k + 1, n - 1), side="right")]
+        lo, hi = np.clip(lo, self.low, self.high), np.clip(hi, self.low, self.high)
+        return lo + (h - k) * (hi - lo)
+
+    def fraction_at_most(self, threshold: float) -> float:
+        """Share of values <= ``threshold`` (a value counts by its bucket's midpoint)."""
+        n = self.n
+        if n == 0:
+            return math.nan
+        mids = np.clip(_midpoints(self.sub), self.low, self.high)
+        return float(self.counts[mids <= threshold].sum() / n)
+
+
+_MIDPOINTS: dict[int, np.ndarray] = {}
+
+
+def _midpoints(sub: int) -> np.ndarray:
+    if sub not in _MIDPOINTS:
+        _MIDPOINTS[sub] = hist_midpoints(sub)
+    return _MIDPOINTS[sub]
+
+
+def histogram_summary_ms(
+    batches: Sequence[Histogram],
+    qs: Sequence[float] = DEFAULT_QUANTILES,
+    scale_to_ms: float = 1000.0,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """:func:`latency_summary_ms` from per-batch histograms (consecutive groups of requests).
+
+    Estimates come from the merged histogram; intervals are batch means over the batches'
+    own estimates, with the same rules as :func:`percentile_ci` (NaN bounds when a batch is
+    too short for the tail). Values were counted in a unit ``scale_to_ms`` times the ms.
+    """
+    if not batches:
+        raise ConfigError("histogram_summary_ms needs at least one batch")
+    merged = batches[0]
+    for other in batches[1:]:
+        merged = merged.merge(other)
+    n, k = merged.n, len(batches)
+    estimates = merged.quantiles(qs) * scale_to_ms
+    out: dict[str, float] = {}
+    per_batch = np.array([b.quantiles(qs) for b in batches]) * scale_to_ms if k >= 2 else None
+    for i, q in enumerate(qs):
+        key = percentile_key(q)
+        est, low, high = float(estimates[i]), math.nan, math.nan
+        enough = per_batch is not None and n >= k
+        if enough and n // k * (1.0 - q / 100.0) >= MIN_TAIL_SAMPLES_PER_BATCH:
+            assert per_batch is not None
+            half = _t_half_width(per_batch[:, i], confidence)
+            low, high = est - half, est + half
+        out[key] = est
+        out[f"{key}_ci_low"] = low
+        out[f"{key}_ci_high"] = high
+    out["mean"] = merged.total / n * scale_to_ms if n else math.nan
+    out["n"] = n
+    return out

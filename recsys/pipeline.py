@@ -125,6 +125,8 @@ class Pipeline:
             "retrieval": _fit_stage(
                 cache, retriever, stage_config(retriever), train_fp, fit_retriever
             ),
+            # search-time knobs change the candidates the rankers learn from
+            "search": {k: v for k, v in _params(retriever).items() if k in SERVING_ONLY},
             "k": self.k,
         }
         self.validate(train.n_items)

@@ -6,14 +6,19 @@ replicas to the stage whose queueing delay is largest until the simulated end-to
 meets the SLA, and finally tries to take single replicas back where the SLA still holds. A
 pairing whose p99 misses the SLA even at ``max_replicas`` everywhere is reported infeasible:
 its service times alone are too slow.
+
+:func:`plan_cheapest` adds the choice of hardware: for each stage, the options of a
+catalogue (instance type, workers per replica); it returns the cheapest combination whose
+planned fleet meets the SLA, or marks the pairing infeasible on every option.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +26,8 @@ import numpy as np
 
 from recsys.errors import ConfigError
 from recsys.sim.engine import SimResult, StageSpec, simulate
+from recsys.sim.hardware import Hardware
+from recsys.sim.service import ServiceTimeModel
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +80,14 @@ def _meets(result: SimResult, sla_p99_ms: float) -> bool:
     return result.meets_sla(sla_p99_ms)
 
 
-def _bottleneck(result: SimResult, specs: Sequence[StageSpec], max_replicas: int) -> int | None:
+def _bottleneck(
+    result: SimResult, specs: Sequence[StageSpec], max_replicas: int, fixed: Collection[str] = ()
+) -> int | None:
     """Index of the stage with the longest mean queueing delay that can still grow."""
     waits = [
         (stats.mean_wait_ms, stats.utilization, i)
         for i, stats in enumerate(result.stages)
-        if specs[i].replicas < max_replicas
+        if specs[i].replicas < max_replicas and specs[i].name not in fixed
     ]
     return max(waits)[2] if waits else None
 
@@ -133,15 +142,21 @@ def plan_replicas(
     max_replicas: int = 64,
     max_utilization: float = 0.95,
     max_simulations: int = 60,
+    fixed: Collection[str] = (),
 ) -> PlanResult:
-    """The fewest replicas per stage meeting ``sla_p99_ms`` at the traffic in ``arrivals``."""
+    """The fewest replicas per stage meeting ``sla_p99_ms`` at the traffic in ``arrivals``.
+
+    Stages named in ``fixed`` (a hosted API, say) keep the replica count they come with.
+    """
     if sla_p99_ms <= 0:
         raise ConfigError(f"sla.p99_ms must be positive, got {sla_p99_ms}")
     if max_replicas <= 0:
         raise ConfigError(f"max_replicas must be positive, got {max_replicas}")
     search = _Search(np.asarray(arrivals, np.float64), sla_p99_ms, seed, warmup_s)
     qps = offered_qps(search.arrivals)
-    ceiling = [dataclasses.replace(s, replicas=max_replicas) for s in specs]
+    ceiling = [
+        s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas) for s in specs
+    ]
     best = search.run(ceiling)
     if not _meets(best, sla_p99_ms):
         return PlanResult(
@@ -154,14 +169,16 @@ def plan_replicas(
             tuple(search.trail),
         )
     current = [
-        dataclasses.replace(
+        s
+        if s.name in fixed
+        else dataclasses.replace(
             s, replicas=min(max_replicas, min_stable_replicas(s, qps, max_utilization))
         )
         for s in specs
     ]
     result = search.run(current)
     while not _meets(result, sla_p99_ms) and len(search.trail) < max_simulations:
-        i = _bottleneck(result, current, max_replicas)
+        i = _bottleneck(result, current, max_replicas, fixed)
         if i is None:
             break
         p99 = float(result.latency_ms["p99"])
@@ -172,7 +189,7 @@ def plan_replicas(
         result = search.run(current)
     if not _meets(result, sla_p99_ms):
         current, result = ceiling, best
-    current, result = _trim(search, current, result, sla_p99_ms, max_simulations)
+    current, result = _trim(search, current, result, sla_p99_ms, max_simulations, fixed)
     return PlanResult(
         tuple(current),
         True,
@@ -189,13 +206,14 @@ def _trim(
     result: SimResult,
     sla_p99_ms: float,
     max_simulations: int,
+    fixed: Collection[str] = (),
 ) -> tuple[list[StageSpec], SimResult]:
     """Take replicas back one at a time wherever the SLA still holds without them."""
     improved = True
     while improved and len(search.trail) < max_simulations:
         improved = False
         for i in sorted(range(len(current)), key=lambda j: -current[j].replicas):
-            if current[i].replicas <= 1:
+            if current[i].replicas <= 1 or current[i].name in fixed:
                 continue
             trial = _with(current, i, current[i].replicas - 1)
             trial_result = search.run(trial)
@@ -203,3 +221,176 @@ def _trim(
                 current, result, improved = trial, trial_result, True
                 break
     return current, result
+
+
+# -- the cheapest hardware from a catalogue ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HardwareOption:
+    """One entry of a hardware catalogue: an instance type and how many workers (concurrent
+    batches) one replica of it runs (default: one per vCPU, each stage using one thread)."""
+
+    hardware: Hardware
+    workers_per_replica: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers_per_replica is not None and self.workers_per_replica < 1:
+            raise ConfigError(
+                f"catalogue {self.hardware.name}: workers_per_replica must be >= 1, "
+                f"got {self.workers_per_replica}"
+            )
+
+    @property
+    def workers(self) -> int:
+        return int(self.workers_per_replica or self.hardware.vcpu)
+
+    def on(self, spec: StageSpec, profiled: ServiceTimeModel) -> StageSpec:
+        """``spec`` served on this hardware (``profiled`` is the service time measured here)."""
+        return dataclasses.replace(
+            spec,
+            service=self.hardware.scale(profiled),
+            hardware=self.hardware,
+            workers_per_replica=self.workers,
+        )
+
+
+@dataclass(frozen=True)
+class CataloguePlan:
+    """The cheapest feasible hardware and replicas per stage, and every combination tried."""
+
+    plan: PlanResult | None
+    hourly_usd: float
+    feasible: bool
+    reason: str
+    candidates: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def hardware(self) -> dict[str, str]:
+        if self.plan is None:
+            return {}
+        return {s.name: s.hardware.name if s.hardware else "?" for s in self.plan.stages}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feasible": self.feasible,
+            "hardware": self.hardware,
+            "replicas": self.plan.replicas if self.plan else {},
+            "hourly_usd": self.hourly_usd,
+            "reason": self.reason,
+            "candidates": list(self.candidates),
+        }
+
+
+def _hourly(specs: Sequence[StageSpec]) -> float:
+    return sum(s.replicas * (s.hardware.price_per_hour_usd if s.hardware else 0.0) for s in specs)
+
+
+def plan_cheapest(
+    specs: Sequence[StageSpec],
+    catalogue: Sequence[Sequence[HardwareOption]],
+    arrivals: np.ndarray,
+    sla_p99_ms: float,
+    seed: int = 0,
+    warmup_s: float = 0.0,
+    max_replicas: int = 64,
+    max_utilization: float = 0.95,
+    max_plans: int = 12,
+    fixed: Collection[str] = (),
+) -> CataloguePlan:
+    """The cheapest hardware and fewest replicas per stage meeting ``sla_p99_ms``.
+
+    ``specs`` carry the service times measured on the profiling machine; ``catalogue[i]``
+    lists the options stage ``i`` may run on. Each combination of options gets a lower bound
+    on its hourly price (every stage at its smallest stable replica count, see
+    :func:`min_stable_replicas`); combinations are planned by simulation
+    (:func:`plan_replicas`) cheapest bound first, until the next bound cannot beat the
+    cheapest feasible plan found (branch and bound, so the answer is the planner's cheapest,
+    usually after a few plans). Infeasible when no planned combination meets the SLA.
+    """
+    if len(catalogue) != len(specs) or any(not options for options in catalogue):
+        raise ConfigError("every stage needs at least one hardware option in the catalogue")
+    arrivals = np.asarray(arrivals, np.float64)
+    qps = offered_qps(arrivals)
+    per_stage = [
+        [o.on(s, s.service) for o in options] for s, options in zip(specs, catalogue, strict=True)
+    ]
+    bounds = [
+        [min_stable_replicas(o, qps, max_utilization) * o.hardware.price_per_hour_usd for o in opts]  # type: ignore[union-attr]
+        for opts in per_stage
+    ]
+    combos = sorted(
+        itertools.product(*(range(len(opts)) for opts in per_stage)),
+        key=lambda c: (sum(bounds[i][j] for i, j in enumerate(c)), c),
+    )
+    best: PlanResult | None = None
+    best_usd = math.inf
+    tried: list[dict[str, Any]] = []
+    fastest: PlanResult | None = None
+    quickest = [
+        max(opts, key=lambda o: (o.hardware.speed_factor, o.workers_per_replica))
+        for opts in per_stage
+    ]  # type: ignore[union-attr]
+    ceiling = [
+        s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas) for s in quickest
+    ]
+    result = simulate(arrivals, ceiling, seed=seed, warmup_s=warmup_s, record=False)
+    if not _meets(result, sla_p99_ms):
+        return CataloguePlan(
+            None,
+            math.nan,
+            False,
+            f"infeasible: p99 {result.latency_ms['p99']:.1f} ms > SLA {sla_p99_ms} ms even on "
+            f"the fastest hardware of the catalogue with {max_replicas} replicas per stage",
+            (),
+        )
+    for combo in combos:
+        bound = sum(bounds[i][j] for i, j in enumerate(combo))
+        names = {specs[i].name: per_stage[i][j].hardware.name for i, j in enumerate(combo)}  # type: ignore[union-attr]
+        if bound >= best_usd or len(tried) >= max_plans:
+            break
+        plan = plan_replicas(
+            [per_stage[i][j] for i, j in enumerate(combo)],
+            arrivals,
+            sla_p99_ms=sla_p99_ms,
+            seed=seed,
+            warmup_s=warmup_s,
+            max_replicas=max_replicas,
+            max_utilization=max_utilization,
+            fixed=fixed,
+        )
+        usd = _hourly(plan.stages) if plan.feasible else math.inf
+        tried.append(
+            {
+                "hardware": names,
+                "bound_hourly_usd": bound,
+                "feasible": plan.feasible,
+                "replicas": plan.replicas,
+                "hourly_usd": usd if plan.feasible else None,
+                "p99_ms": plan.p99_ms,
+            }
+        )
+        log.info("catalogue: %s -> %s", names, f"${usd:.4f}/h" if plan.feasible else plan.reason)
+        if fastest is None or plan.p99_ms < fastest.p99_ms:
+            fastest = plan
+        if plan.feasible and usd < best_usd:
+            best, best_usd = plan, usd
+    if best is None:
+        shown = f"{fastest.p99_ms:.1f} ms" if fastest else "n/a"
+        return CataloguePlan(
+            fastest,
+            math.nan,
+            False,
+            f"infeasible: no hardware in the catalogue meets p99 <= {sla_p99_ms} ms at "
+            f"{qps:.0f} QPS ({len(tried)} of {len(combos)} combination(s) planned; best p99 "
+            f"{shown})",
+            tuple(tried),
+        )
+    return CataloguePlan(
+        best,
+        best_usd,
+        True,
+        f"cheapest of {len(combos)} hardware combination(s) meeting p99 <= {sla_p99_ms} ms "
+        f"({len(tried)} planned by simulation, the rest bounded out)",
+        tuple(tried),
+    )

@@ -100,7 +100,8 @@ def time_split(
 ) -> Split:
     """Split by time, globally or per user (see the module docstring).
 
-    ``mode="global"``: by two global time cutoffs: the ``1 - valid - test`` and ``1 - test`` quantiles.
+    ``mode="global"``: by two global time cutoffs, the ``1 - valid - test`` and ``1 - test``
+    quantiles of the timestamps.
 
     Global cutoffs mean no training row is later than any evaluation row (no leakage from the
     future). Valid and test keep only users and items seen in train; removed rows are counted

@@ -16,12 +16,18 @@ A stage is a :class:`LiveStage`: a name, its serving settings and ``run(payloads
 outputs`` (one output per request; the output becomes the next stage's payload). Times are
 ``time.perf_counter`` seconds from the start of the run and go into the simulator's
 :class:`~recsys.sim.records.RequestLog`, so both produce the same per-request records.
+
+One thing the simulator has no field for is also kept: ``ready_s``, the moment each batch
+*could* have started (its worker free and the batching rule met). A real worker starts a
+little later, because a sleeping thread must be woken and get the GIL; ``start - ready`` is
+that dispatch delay.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,6 +118,7 @@ class StagePool:
         self.max_batch = stage.max_batch
         self.max_wait_s = stage.max_wait_ms / 1000.0
         self.timeout_s = None if stage.timeout_ms is None else stage.timeout_ms / 1000.0
+        self.ready_s = array("d", [float("nan")]) * log.n
         self.idle = 0
         self.closed = False
         self.threads = [
@@ -176,6 +183,7 @@ class StagePool:
         """Block until a batch is ready (the simulator's rule); None once closed and empty."""
         queue, enq = self.queue, self.log.enqueue_s[self.index]
         with self.cond:
+            free = self.clock()
             while True:
                 now = self.clock()
                 if self.timeout_s is not None:
@@ -191,11 +199,25 @@ class StagePool:
                 if due - now <= DUE_EPS_S:
                     break
                 self._wait(due - now)
+            ready = max(free, self._trigger())
             size = min(len(queue), self.max_batch)
             batch = [queue.popleft() for _ in range(size)]
+            for rid in batch:
+                self.ready_s[rid] = ready
             if queue:
                 self.cond.notify()  # another idle worker may take the rest
             return batch, self.clock()
+
+    def _trigger(self) -> float:
+        """When the batching rule was met for the batch at the head of the queue."""
+        queue, enq = self.queue, self.log.enqueue_s[self.index]
+        head = enq[queue[0]]
+        if self.max_wait_s == 0.0:
+            return head
+        due = head + self.max_wait_s
+        if len(queue) >= self.max_batch:
+            return min(enq[queue[self.max_batch - 1]], due)
+        return due
 
     def _wait(self, timeout_s: float | None) -> None:
         self.idle += 1

@@ -293,25 +293,54 @@ class EmpiricalServiceTime:
 
 
 class BatchSampler:
-    """Draws one stage's service times in chunks per batch size (one NumPy call per chunk).
+    """Draws one stage's service times, in chunks, from one random stream per batch size.
 
-    Both engines use it, so the same seed gives the same service times whichever engine runs.
+    Batches of size ``b`` take their draws, in the order they start, from the ``b``-th child
+    of the stage's seed sequence (``SeedSequence(entropy, spawn_key=(*stage_key, b))``), each
+    stream drawn ``chunk`` values at a time. The draws for a batch size therefore do not
+    depend on when other sizes occur, so every engine (SimPy callbacks, process-per-request,
+    compiled) can pre-draw them and still give the same service time to the same batch, and
+    a change of ``max_batch`` leaves the draws of the other sizes alone.
     """
 
-    def __init__(self, model: ServiceTimeModel, rng: np.random.Generator, chunk: int = 256) -> None:
+    def __init__(
+        self, model: ServiceTimeModel, rng: np.random.Generator, chunk: int = 1024
+    ) -> None:
+        if chunk < 1:
+            raise ConfigError(f"chunk must be >= 1, got {chunk}")
         self.model = model
-        self.rng = rng
-        self.chunk = chunk
+        self.chunk = int(chunk)
+        seq = getattr(rng.bit_generator, "seed_seq", None)
+        if not isinstance(seq, np.random.SeedSequence):  # a generator built from raw state
+            seq = np.random.SeedSequence(rng.integers(0, 2**63, size=4).tolist())
+        self._seq = seq
+        self._streams: dict[int, np.random.Generator] = {}
         self._buffers: dict[int, list[float]] = {}
+
+    def _stream(self, batch_size: int) -> np.random.Generator:
+        rng = self._streams.get(batch_size)
+        if rng is None:
+            seq = self._seq
+            child = np.random.SeedSequence(
+                seq.entropy, spawn_key=(*seq.spawn_key, batch_size), pool_size=seq.pool_size
+            )
+            rng = self._streams[batch_size] = np.random.default_rng(child)
+        return rng
+
+    def draw_chunk(self, batch_size: int) -> np.ndarray:
+        """The next ``chunk`` service times of batches of ``batch_size`` (seconds)."""
+        draws = np.asarray(
+            self.model.sample(batch_size, self._stream(batch_size), self.chunk), dtype=np.float64
+        )
+        if draws.shape != (self.chunk,):
+            raise DataError(f"service model {self.model!r} returned shape {draws.shape}")
+        if not np.all(np.isfinite(draws)) or draws.min() < 0:
+            raise DataError(f"service model {self.model!r} drew a negative or NaN time")
+        return draws
 
     def __call__(self, batch_size: int) -> float:
         buffer = self._buffers.get(batch_size)
         if not buffer:
-            draws = np.asarray(
-                self.model.sample(batch_size, self.rng, self.chunk), dtype=np.float64
-            )
-            if draws.size and (not np.all(np.isfinite(draws)) or draws.min() < 0):
-                raise DataError(f"service model {self.model!r} drew a negative or NaN time")
-            buffer = draws[::-1].tolist()
+            buffer = self.draw_chunk(batch_size)[::-1].tolist()
             self._buffers[batch_size] = buffer
         return buffer.pop()

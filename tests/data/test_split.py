@@ -86,7 +86,7 @@ def test_per_user_split_holds_out_each_users_latest_rows():
     # User 0 has 10 interactions at t=0..9, user 1 has 2 (too few to hold out), user 2 has 5.
     users = [0] * 10 + [1] * 2 + [2] * 5
     items = [i % 3 for i in range(10)] + [0, 1] + [0, 1, 2, 0, 1]  # every item seen in train
-    times = list(range(10)) + [100, 101] + [50, 51, 52, 53, 54]
+    times = [*list(range(10)), 100, 101, 50, 51, 52, 53, 54]
     inter = from_raw(np.array(users), np.array(items), np.array(times, dtype=float))
     split = time_split(inter, valid_frac=0.2, test_frac=0.2, mode="per_user")
     test = split.test.frame.groupby("user")["timestamp"].apply(list).to_dict()

@@ -89,13 +89,15 @@ def test_pipeline_trains_each_stage_once_across_a_sweep(tmp_path):
     first = pipeline(32).fit(split, cache=cache)
     entries = sorted(p.name for p in tmp_path.iterdir())
     assert len(entries) == 3  # embedding, index, ranker
-    # a search-time knob changes neither what is trained nor the cache entries
-    second = pipeline(48).fit(split, cache=cache)
-    assert sorted(p.name for p in tmp_path.iterdir()) == entries
+    second = pipeline(32).fit(split, cache=cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries  # nothing trained again
     assert not hasattr(second.retriever.embedding, "loss_history_")  # restored, not trained
+    # a search-time knob reuses the index but retrains the ranker on the new candidates
+    third = pipeline(48).fit(split, cache=cache)
+    assert len(list(tmp_path.iterdir())) == 4
+    assert third.retriever.index_.hnsw.efSearch == 48
     users = split.test_users()[:20]
     np.testing.assert_array_equal(
         first.rankers[0][0].score(first.retriever.retrieve(users, 40)),
         second.rankers[0][0].score(first.retriever.retrieve(users, 40)),
     )
-    assert second.retriever.index_.hnsw.efSearch == 48

@@ -1,0 +1,351 @@
+"""``recsys-loadtest``: a real open-loop load test of the real pipeline, and calibration.
+
+``loadtest.mode=run`` (default): train (or restore from the cache) and profile the configured
+stages as ``recsys-sim`` does, serve them in this process with the configured replicas,
+workers and batching, replay the simulator's arrivals open-loop, and write ``loadtest.json``,
+``records.parquet`` (real, in the simulator's record format), ``sim_records.parquet`` and
+``profile.parquet``. A run whose generator fell behind its schedule, or whose server could not
+keep up, is written with that status and exits with code 2.
+
+``experiment=calibrate`` (``loadtest.mode=calibrate``): for each pairing and utilisation level,
+simulated vs measured p50/p95/p99 per stage and end to end; writes ``calibration.json``,
+``calibration.md`` and ``cdf_<pairing>.png`` (see :mod:`recsys.loadtest.calibrate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from recsys import experiment as ex
+from recsys.cache import ArtifactCache
+from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_errors
+from recsys.cli.sim import make_pipeline, replicas_for, serving_options
+from recsys.errors import ConfigError
+from recsys.loadtest.calibrate import (
+    CalibrationOptions,
+    Pairing,
+    PairingResult,
+    calibrate_pairing,
+    machine_noise,
+    sim_specs,
+)
+from recsys.loadtest.compare import compare, latencies_ms
+from recsys.loadtest.pipeline_stages import live_stages
+from recsys.loadtest.report import (
+    calibration_doc,
+    check_calibration,
+    plot_cdfs,
+    render_markdown,
+    to_json,
+)
+from recsys.loadtest.run import LoadTestLimits, LoadTestResult, run_loadtest
+from recsys.loadtest.server import LiveStage
+from recsys.result import atomic_write_text
+from recsys.sim.engine import simulate
+from recsys.sim.service import EmpiricalServiceTime
+from recsys.threads import set_threads
+
+log = logging.getLogger("recsys.loadtest")
+
+
+@dataclass(frozen=True, eq=False)
+class Served:
+    """A fitted, profiled pipeline ready to serve."""
+
+    name: str
+    stages: list[LiveStage]
+    profile: pd.DataFrame
+    users: np.ndarray
+    workload: Any
+    describe: list[dict[str, Any]]
+
+
+def limits_from(cfg: DictConfig) -> LoadTestLimits:
+    try:
+        return LoadTestLimits(**OmegaConf.to_container(cfg.loadtest.limits, resolve=True))
+    except TypeError as exc:
+        raise ConfigError(f"loadtest.limits: {exc}") from None
+
+
+def set_switch_interval(value_ms: float | None) -> float:
+    """Apply ``loadtest.switch_interval_ms`` (None keeps Python's); the interval in ms."""
+    if value_ms is not None:
+        positive(value_ms, "loadtest.switch_interval_ms")
+        sys.setswitchinterval(float(value_ms) / 1000.0)
+    return sys.getswitchinterval() * 1000.0
+
+
+def prepare(cfg: DictConfig, name: str | None = None) -> Served:
+    """Fit (through the artifact cache) and profile the configured pipeline; its live stages."""
+    seed = int(cfg.seed)
+    workload = build(cfg.traffic.workload, "traffic.workload")
+    pipeline = make_pipeline(cfg)
+    stages = [d["stage"] for d in pipeline.describe()]
+    serving = serving_options(cfg, stages)
+    replicas = replicas_for(cfg, stages) or dict.fromkeys(stages, 1)
+    ignored = {s: o.network_ms for s, o in serving.items() if o.network_ms}
+    if ignored:
+        log.info("network_ms %s ignored: the load test runs every stage in one process", ignored)
+    options = ex.ProfileOptions(
+        batch_sizes=tuple(int(b) for b in cfg.profile.batch_sizes),
+        repeats=int(cfg.profile.repeats),
+        warmup=int(cfg.profile.warmup),
+        sample_users=int(cfg.profile.sample_users),
+    )
+    data = build(cfg.data, "data")
+    split = ex.split_data(data, cfg.split.valid_frac, cfg.split.test_frac, cfg.split.mode)
+    cache = ArtifactCache(cfg.cache_dir) if cfg.get("cache_dir") else None
+    started = time.perf_counter()
+    pipeline.fit(split, cache=cache)
+    log.info("fitted %s in %.1f s", stages, time.perf_counter() - started)
+    profile = ex.profile_pipeline(pipeline, split, options, seed, progress=bool(cfg.progress))
+    users = ex.sample_users(split.test_users(), options.sample_users, seed)
+    describe = pipeline.describe()
+    return Served(
+        name=name or "+".join(d["kind"] for d in describe),
+        stages=live_stages(pipeline, serving, replicas),
+        profile=profile,
+        users=users,
+        workload=workload,
+        describe=describe,
+    )
+
+
+# -- mode=run -------------------------------------------------------------------------------
+
+
+def run_once(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """One open-loop load test of the configured traffic; ``loadtest.json``."""
+    lt = cfg.loadtest
+    positive(lt.n_requests, "loadtest.n_requests")
+    limits = limits_from(cfg)
+    served = prepare(cfg)
+    seed = int(cfg.seed)
+    # The simulator's arrivals: the same generator, seed and count as recsys-sim.
+    arrivals = served.workload.arrivals(np.random.default_rng(seed), n_requests=int(lt.n_requests))
+    warmup_s = float(arrivals[min(int(lt.warmup_requests), len(arrivals) - 1)])
+    payloads = np.random.default_rng([seed, 1]).choice(served.users, len(arrivals))
+    log.info("load test: %d requests over %.1f s", len(arrivals), arrivals[-1])
+    real = run_loadtest(arrivals, served.stages, payloads, warmup_s=warmup_s, limits=limits)
+    names = [s.name for s in served.stages]
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "pipeline": served.describe,
+        "stages": [_stage_settings(s) for s in served.stages],
+        "traffic": {"kind": str(cfg.traffic.kind), "requests": len(arrivals)},
+        **real.to_dict(),
+    }
+    real_lat = latencies_ms(real.records, names, warmup_s)
+    doc["real_ms"] = {k: _pcts(v) for k, v in real_lat.items()} if real.ok else None
+    sim_records = None
+    if bool(lt.simulate):
+        models = {n: EmpiricalServiceTime.from_table(served.profile, stage=n) for n in names}
+        sim = simulate(arrivals, sim_specs(served.stages, models), seed=seed, warmup_s=warmup_s)
+        sim_records = sim.records
+        comparison = compare(latencies_ms(sim.records, names, warmup_s), real_lat)
+        doc["comparison"] = comparison if real.ok else None
+    out.mkdir(parents=True, exist_ok=True)
+    served.profile.to_parquet(out / "profile.parquet", index=False)
+    real.records.to_parquet(out / "records.parquet", index=False)
+    if sim_records is not None:
+        sim_records.to_parquet(out / "sim_records.parquet", index=False)
+    doc["config"] = plain(cfg)
+    atomic_write_text(out / "loadtest.json", to_json(doc))
+    _print_run(real, doc, out)
+    real.raise_for_status()
+    return doc
+
+
+def _stage_settings(stage: LiveStage) -> dict[str, Any]:
+    fields = dataclasses.asdict(stage)
+    fields.pop("run")
+    return fields
+
+
+def _pcts(samples: np.ndarray) -> dict[str, float]:
+    if samples.size == 0:
+        return {}
+    p50, p95, p99 = np.percentile(samples, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "n": int(samples.size)}
+
+
+def _print_run(real: LoadTestResult, doc: Mapping[str, Any], out: Path) -> None:
+    gen = real.generator()
+    lines = [f"\nload test: {real.status}: {real.message}"]
+    if real.ok and doc.get("real_ms"):
+        e2e = doc["real_ms"]["end_to_end"]
+        lines.append(
+            f"  measured end to end: p50 {e2e['p50']:.3f} ms  p95 {e2e['p95']:.3f} ms  "
+            f"p99 {e2e['p99']:.3f} ms  (generator lag p99 {gen['lag_p99_ms']:.3f} ms)"
+        )
+        cmp = (doc.get("comparison") or {}).get("end_to_end")
+        if cmp:
+            lines.append(
+                f"  simulated (profile): p50 {cmp['sim_p50_ms']:.3f} ms ({cmp['err_p50']:+.1%})"
+                f"  p99 {cmp['sim_p99_ms']:.3f} ms ({cmp['err_p99']:+.1%})"
+            )
+    lines.append(f"  wrote    {out / 'loadtest.json'} and records.parquet")
+    print("\n".join(lines))
+
+
+# -- mode=calibrate -------------------------------------------------------------------------
+
+
+def pairing_configs(cfg: DictConfig) -> list[tuple[str | None, DictConfig]]:
+    """``(name, config)`` of every pairing: the configured one, or each of
+    ``loadtest.calibration.pairings`` recomposed with its overrides."""
+    pairings = cfg.loadtest.calibration.pairings or []
+    if not pairings:
+        return [(None, cfg)]
+    from hydra import compose
+
+    task = list(HydraConfig.get().overrides.task)
+    out = []
+    for i, entry in enumerate(pairings):
+        overrides = [str(o) for o in (entry.get("overrides") or [])]
+        keys = {_key(o) for o in overrides}
+        base = [o for o in task if _key(o) not in keys]
+        try:
+            composed = compose(config_name="loadtest/config", overrides=[*base, *overrides])
+        except Exception as exc:  # Hydra's errors name the bad override
+            raise ConfigError(f"loadtest.calibration.pairings[{i}]: {exc}") from None
+        out.append((entry.get("name"), composed))
+    return out
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def calibration_options(cfg: DictConfig) -> CalibrationOptions:
+    c = cfg.loadtest.calibration
+    return CalibrationOptions(
+        utilizations=tuple(float(u) for u in c.utilizations),
+        n_requests=int(c.n_requests),
+        warmup_requests=int(c.warmup_requests),
+        probe_requests=int(c.probe_requests),
+        capacity=str(c.capacity),
+        capacity_requests=int(c.capacity_requests),
+        min_batch_samples=int(c.min_batch_samples),
+        seed=int(cfg.seed),
+    )
+
+
+def run_calibration(cfg: DictConfig, out: Path, switch_ms: float) -> dict[str, Any]:
+    started = time.time()
+    options = calibration_options(cfg)
+    limits = limits_from(cfg)
+    targets = {k: float(v) for k, v in cfg.loadtest.calibration.targets.items()}
+    machine: dict[str, Any] = machine_noise()
+    log.info("machine: %s", machine)
+    results: list[PairingResult] = []
+    for name, pcfg in pairing_configs(cfg):
+        served = prepare(pcfg, name)
+        pairing = Pairing(served.name, served.stages, served.profile, served.users, served.workload)
+        log.info("calibrating %s", pairing.name)
+        result = calibrate_pairing(pairing, options, limits)
+        results.append(result)
+        _write_pairing(out, served, result)
+    machine["after"] = machine_noise()
+    settings = {
+        **dataclasses.asdict(options),
+        "limits": dataclasses.asdict(limits),
+        "n_threads": int(cfg.profile.n_threads),
+        "switch_interval_ms": switch_ms,
+        "profile": plain(cfg)["profile"],
+    }
+    run = {
+        "seed": int(cfg.seed),
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+        "duration_s": round(time.time() - started, 1),
+        "run_dir": str(out),
+    }
+    doc = calibration_doc(results, run=run, machine=machine, settings=settings, targets=targets)
+    check_calibration(doc)
+    plots = {}
+    for result in results:
+        path = plot_cdfs(result, out / f"cdf_{_slug(result.name)}.png")
+        plots[result.name] = path.name
+    atomic_write_text(out / "calibration.md", render_markdown(doc, plots) + "\n")
+    doc["config"] = plain(cfg)
+    atomic_write_text(out / "calibration.json", to_json(doc))
+    _print_calibration(doc, out)
+    return doc
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+
+
+def _write_pairing(out: Path, served: Served, result: PairingResult) -> None:
+    slug = _slug(served.name)
+    served.profile.to_parquet(out / f"profile_{slug}.parquet", index=False)
+    for u, records in result.records.items():
+        path = out / "records" / f"{slug}_u{round(100 * u):02d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records.to_parquet(path, index=False)
+
+
+def _print_calibration(doc: Mapping[str, Any], out: Path) -> None:
+    lines = ["", "calibration (end to end; err = (sim - real) / real):"]
+    for r in doc["levels"]:
+        if r["stage"] != "end_to_end":
+            continue
+        prof = r.get("profiled", {})
+        lines.append(
+            f"  {r['pairing']:<32} {100 * r['utilization']:>3.0f}%  real p50 "
+            f"{r['real_p50_ms']:.3f} p99 {r['real_p99_ms']:.3f} ms | {r['model']}: "
+            f"err p50 {r['err_p50']:+.1%} p99 {r['err_p99']:+.1%} | profiled: err p50 "
+            f"{prof.get('err_p50', float('nan')):+.1%} p99 {prof.get('err_p99', float('nan')):+.1%}"
+            f"  [{r['status']}]"
+        )
+    for name, v in doc["targets"]["verdict"].items():
+        lines.append(f"  targets {name}: {'met' if v['met'] else 'NOT met'}")
+    lines.append(f"  wrote {out / 'calibration.json'}, calibration.md and cdf_*.png")
+    print("\n".join(lines))
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """The whole job for ``loadtest.mode``."""
+    out = run_dir()
+    mode = str(cfg.loadtest.mode)
+    if mode not in ("run", "calibrate"):
+        raise ConfigError(f"loadtest.mode must be run or calibrate, got {mode!r}")
+    set_threads(int(cfg.profile.n_threads))
+    switch_ms = set_switch_interval(cfg.loadtest.switch_interval_ms)
+    if mode == "calibrate":
+        return run_calibration(cfg, out, switch_ms)
+    return run_once(cfg, out)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="loadtest/config")
+def _hydra_main(cfg: DictConfig) -> None:
+    with user_errors():
+        run(cfg)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

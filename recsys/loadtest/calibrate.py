@@ -1,0 +1,435 @@
+"""Calibration: how far the simulator's percentiles are from a real load test, per load level.
+
+For one pairing (its live stages, its profile) and each utilisation level:
+
+1. the arrival rate is ``utilization x capacity``; capacity is measured by saturating the live
+   server (``capacity="measured"``: the most it really serves) or derived from the profile
+   (``"profile"``: ``workers x max_batch / mean service(max_batch)`` of the slowest stage);
+2. a **probe** load test at that rate (its own arrivals) yields the service times the stages
+   really have while serving together: each batch's service plus its dispatch delay (wake-up
+   and GIL hand-over), measured in the server. That is the **calibrated** profile;
+3. the **main** load test (other arrivals) is the measurement;
+4. the simulator replays exactly the main test's arrivals twice: with the profile of each stage
+   timed alone (**profiled**, what ``recsys-sim`` predicts) and with the calibrated profile.
+
+Errors are ``(sim - real) / real`` of p50/p95/p99 per stage and end to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.errors import ConfigError
+from recsys.loadtest.compare import (
+    END_TO_END,
+    QUANTILES,
+    compare,
+    fill_batch_sizes,
+    latencies_ms,
+    service_table,
+)
+from recsys.loadtest.run import LoadTestLimits, LoadTestResult, run_loadtest
+from recsys.loadtest.server import LiveStage
+from recsys.sim.engine import StageSpec, simulate
+from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel
+from recsys.sim.workload import Workload
+
+log = logging.getLogger(__name__)
+
+MODELS = ("profiled", "calibrated")
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """Levels, run sizes and the capacity the levels are fractions of."""
+
+    utilizations: tuple[float, ...] = (0.3, 0.5, 0.7, 0.85)
+    n_requests: int = 4000
+    warmup_requests: int = 400
+    probe_requests: int = 2000
+    capacity: str = "measured"
+    capacity_requests: int = 2000
+    min_batch_samples: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.utilizations or not all(0 < u < 1.5 for u in self.utilizations):
+            raise ConfigError(
+                f"calibration utilizations must lie in (0, 1.5), got {list(self.utilizations)}"
+            )
+        if self.capacity not in ("measured", "profile"):
+            raise ConfigError(f"calibration capacity must be measured or profile: {self.capacity}")
+        if self.n_requests < 2 or not 0 <= self.warmup_requests < self.n_requests:
+            raise ConfigError("calibration needs n_requests >= 2 and 0 <= warmup_requests < it")
+        if self.probe_requests < 0 or self.capacity_requests < 10:
+            raise ConfigError("calibration probe_requests must be >= 0, capacity_requests >= 10")
+
+
+@dataclass(frozen=True, eq=False)
+class Pairing:
+    """One retrieval + ranking pairing ready to serve: live stages, their profile, users."""
+
+    name: str
+    stages: list[LiveStage]
+    profile: pd.DataFrame
+    users: np.ndarray
+    workload: Workload
+
+
+@dataclass(eq=False)
+class Level:
+    """One utilisation level of one pairing: the rows for ``calibration.json`` and the samples
+    for the CDF plots."""
+
+    utilization: float
+    rows: list[dict[str, Any]]
+    real: dict[str, np.ndarray]
+    sim: dict[str, dict[str, np.ndarray]]
+    status: str
+    message: str
+
+
+@dataclass(eq=False)
+class PairingResult:
+    """Every level of one pairing, and how its capacity was found."""
+
+    name: str
+    stages: list[str]
+    capacity_qps: float
+    capacity: dict[str, Any]
+    levels: list[Level] = field(default_factory=list)
+    records: dict[float, pd.DataFrame] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [row for level in self.levels for row in level.rows]
+
+
+# -- capacity and arrivals ------------------------------------------------------------------
+
+
+def profiled_models(profile: pd.DataFrame, stages: Sequence[str]) -> dict[str, ServiceTimeModel]:
+    return {s: EmpiricalServiceTime.from_table(profile, stage=s) for s in stages}
+
+
+def profile_capacity_qps(
+    stages: Sequence[LiveStage], models: Mapping[str, ServiceTimeModel]
+) -> dict[str, float]:
+    """Requests/s each stage serves when busy in full batches of ``max_batch``."""
+    return {
+        s.name: s.workers * s.max_batch / models[s.name].mean_s(s.max_batch) for s in stages
+    }
+
+
+def measure_capacity_qps(
+    stages: Sequence[LiveStage],
+    users: np.ndarray,
+    n_requests: int,
+    rng: np.random.Generator,
+    limits: LoadTestLimits,
+) -> float:
+    """Completions per second of the live server with ``n_requests`` queued at once.
+
+    Counted between the 10th and the 90th percentile of completion times, so the start
+    (an empty pipeline) and the end (a draining one) do not count.
+    """
+    saturate = LoadTestLimits(
+        max_requests=max(limits.max_requests, n_requests),
+        max_duration_s=limits.max_duration_s,
+        max_lag_ms=math.inf,
+        abort_lag_ms=math.inf,
+        drain_s=limits.drain_s,
+        max_in_flight=n_requests + 1,
+    )
+    result = run_loadtest(
+        np.zeros(n_requests), stages, rng.choice(users, n_requests), limits=saturate
+    )
+    done = np.sort(result.records["done_s"].dropna().to_numpy())
+    if done.size < 10:
+        raise ConfigError("capacity run: too few requests completed to measure a rate")
+    lo, hi = int(0.1 * done.size), int(0.9 * done.size)
+    if done[hi - 1] <= done[lo]:
+        raise ConfigError("capacity run: completions too close together to measure a rate")
+    return (hi - 1 - lo) / float(done[hi - 1] - done[lo])
+
+
+def arrivals_at(
+    workload: Workload, rate_qps: float, n_requests: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_requests`` arrivals of ``workload``, time-scaled to a mean rate of ``rate_qps``.
+
+    The shape of the traffic (Poisson, bursts, a replayed trace) is kept; only its clock is
+    stretched, so the simulator and the load test see exactly these times.
+    """
+    times = np.asarray(workload.arrivals(rng, n_requests=n_requests), dtype=np.float64)
+    if times.size < 2 or times[-1] <= times[0]:
+        raise ConfigError("the workload gave fewer than 2 distinct arrivals")
+    times = times - times[0]
+    own_rate = (times.size - 1) / times[-1]
+    return times * (own_rate / rate_qps)
+
+
+# -- one level ------------------------------------------------------------------------------
+
+
+def sim_specs(stages: Sequence[LiveStage], models: Mapping[str, ServiceTimeModel]) -> list:
+    """Simulator stages with the live stages' settings; no network inside one process."""
+    return [
+        StageSpec(
+            name=s.name,
+            service=models[s.name],
+            replicas=s.replicas,
+            workers_per_replica=s.workers_per_replica,
+            max_batch=s.max_batch,
+            max_wait_ms=s.max_wait_ms,
+            queue_capacity=s.queue_capacity,
+            timeout_ms=s.timeout_ms,
+            network_ms=0.0,
+        )
+        for s in stages
+    ]
+
+
+def calibrated_models(
+    probe: LoadTestResult, profile: pd.DataFrame, stages: Sequence[str], min_samples: int
+) -> tuple[dict[str, ServiceTimeModel], pd.DataFrame]:
+    """Service models from a probe load test: dispatch + service of every batch it served."""
+    dispatch = {s: probe.dispatch_ms(s) for s in stages}
+    measured = service_table(probe.records, stages, probe.warmup_s, dispatch)
+    table = fill_batch_sizes(measured, profile, min_samples)
+    return profiled_models(table, stages), table
+
+
+def _diagnostics(
+    real: LoadTestResult, profile: pd.DataFrame, stage: str, sim_records: pd.DataFrame
+) -> dict[str, Any]:
+    """What differs inside one stage: in-server vs profiled service, dispatch, batch sizes."""
+    measured = real.records["arrival_s"].to_numpy() >= real.warmup_s
+    rec = real.records[measured]
+    served = rec[f"{stage}_start_s"].notna().to_numpy()
+    batch = rec[f"{stage}_batch_size"].to_numpy()[served]
+    service = rec[f"{stage}_service_ms"].to_numpy()[served]
+    dispatch = real.dispatch_ms(stage)[measured][served]
+    prof = profile.loc[profile["stage"] == stage]
+    prof1 = prof.loc[prof["batch_size"] == 1, "service_ms"]
+    sim = sim_records[sim_records["arrival_s"] >= real.warmup_s]
+    sim_batch = sim[f"{stage}_batch_size"].to_numpy()
+    sim_batch = sim_batch[sim_batch > 0]
+    single = batch == 1
+    return {
+        "real_service_b1_p50_ms": float(np.median(service[single])) if single.any() else None,
+        "profiled_service_b1_p50_ms": float(np.median(prof1)) if len(prof1) else None,
+        "real_dispatch_p50_ms": float(np.nanmedian(dispatch)) if dispatch.size else None,
+        "real_dispatch_p99_ms": float(np.nanpercentile(dispatch, 99)) if dispatch.size else None,
+        "real_mean_batch": float(batch.size / np.sum(1.0 / batch)) if batch.size else None,
+        "sim_mean_batch": float(sim_batch.size / np.sum(1.0 / sim_batch))
+        if sim_batch.size
+        else None,
+    }
+
+
+def run_level(
+    pairing: Pairing,
+    utilization: float,
+    capacity_qps: float,
+    options: CalibrationOptions,
+    limits: LoadTestLimits,
+    rng: np.random.Generator,
+) -> tuple[Level, pd.DataFrame]:
+    """Probe, measure and simulate one level; the level and the real records."""
+    names = [s.name for s in pairing.stages]
+    rate = utilization * capacity_qps
+    models: dict[str, dict[str, ServiceTimeModel]] = {
+        "profiled": profiled_models(pairing.profile, names)
+    }
+    probe_status = None
+    if options.probe_requests:
+        arrivals = arrivals_at(pairing.workload, rate, options.probe_requests, rng)
+        warm = float(arrivals[min(options.warmup_requests, arrivals.size - 1)])
+        probe = run_loadtest(
+            arrivals,
+            pairing.stages,
+            rng.choice(pairing.users, arrivals.size),
+            warmup_s=warm,
+            limits=limits,
+        )
+        probe_status = probe.status
+        if probe.records["outcome"].eq("ok").sum() > 0:
+            models["calibrated"], _ = calibrated_models(
+                probe, pairing.profile, names, options.min_batch_samples
+            )
+    arrivals = arrivals_at(pairing.workload, rate, options.n_requests, rng)
+    warmup_s = float(arrivals[options.warmup_requests])
+    real = run_loadtest(
+        arrivals,
+        pairing.stages,
+        rng.choice(pairing.users, arrivals.size),
+        warmup_s=warmup_s,
+        limits=limits,
+    )
+    real_lat = latencies_ms(real.records, names, warmup_s)
+    sims = {}
+    comparisons = {}
+    sim_records = {}
+    seed = int(rng.integers(2**31))
+    for model_name, model in models.items():
+        result = simulate(arrivals, sim_specs(pairing.stages, model), seed=seed, warmup_s=warmup_s)
+        assert result.records is not None
+        sim_records[model_name] = result.records
+        sims[model_name] = latencies_ms(result.records, names, warmup_s)
+        comparisons[model_name] = compare(sims[model_name], real_lat)
+    primary = "calibrated" if "calibrated" in models else "profiled"
+    gen = real.generator()
+    span = float(arrivals[-1] - arrivals[0])
+    rows = []
+    for stage in [*names, END_TO_END]:
+        row: dict[str, Any] = {
+            "pairing": pairing.name,
+            "utilization": utilization,
+            "stage": stage,
+            "model": primary,
+            **comparisons[primary][stage],
+            "target_qps": rate,
+            "offered_qps": (arrivals.size - 1) / span if span > 0 else math.nan,
+            "capacity_qps": capacity_qps,
+            "status": real.status,
+            "probe_status": probe_status,
+            "generator_lag_p50_ms": gen["lag_p50_ms"],
+            "generator_lag_p99_ms": gen["lag_p99_ms"],
+        }
+        for model_name in models:
+            row[model_name] = comparisons[model_name][stage]
+        if stage != END_TO_END:
+            row["diagnostics"] = _diagnostics(
+                real, pairing.profile, stage, sim_records["profiled"]
+            )
+        rows.append(row)
+    level = Level(utilization, rows, real_lat, sims, real.status, real.message)
+    return level, real.records
+
+
+def calibrate_pairing(
+    pairing: Pairing,
+    options: CalibrationOptions,
+    limits: LoadTestLimits,
+) -> PairingResult:
+    """Capacity, then every level of ``options`` for one pairing."""
+    names = [s.name for s in pairing.stages]
+    rng = np.random.default_rng(options.seed)
+    per_stage = profile_capacity_qps(pairing.stages, profiled_models(pairing.profile, names))
+    from_profile = min(per_stage.values())
+    capacity: dict[str, Any] = {
+        "basis": options.capacity,
+        "profile_qps": from_profile,
+        "profile_bottleneck": min(per_stage, key=per_stage.__getitem__),
+        "profile_per_stage_qps": per_stage,
+    }
+    if options.capacity == "measured":
+        started = time.perf_counter()
+        measured = measure_capacity_qps(
+            pairing.stages, pairing.users, options.capacity_requests, rng, limits
+        )
+        capacity["measured_qps"] = measured
+        log.info(
+            "%s: capacity %.0f QPS measured (%.1f s), %.0f QPS from the profile",
+            pairing.name,
+            measured,
+            time.perf_counter() - started,
+            from_profile,
+        )
+    chosen = capacity["measured_qps"] if options.capacity == "measured" else from_profile
+    result = PairingResult(pairing.name, names, float(chosen), capacity)
+    for u in options.utilizations:
+        started = time.perf_counter()
+        level, records = run_level(pairing, u, chosen, options, limits, rng)
+        result.levels.append(level)
+        result.records[u] = records
+        e2e = next(r for r in level.rows if r["stage"] == END_TO_END)
+        log.info(
+            "%s at %.0f%% (%.0f QPS, %.1f s): real p50 %.3f p99 %.3f ms; sim (%s) p50 %.3f "
+            "p99 %.3f ms; %s",
+            pairing.name,
+            100 * u,
+            u * chosen,
+            time.perf_counter() - started,
+            e2e["real_p50_ms"],
+            e2e["real_p99_ms"],
+            e2e["model"],
+            e2e["sim_p50_ms"],
+            e2e["sim_p99_ms"],
+            level.status,
+        )
+    return result
+
+
+def machine_noise(repeats: int = 400, work_ms: float = 0.5) -> dict[str, float]:
+    """How steady this machine is: a fixed CPU task timed ``repeats`` times (p50, p99 in ms).
+
+    On a quiet machine p99/p50 stays near 1; other processes competing for the cores show as
+    a long tail here and in every measurement of the load test.
+    """
+    x = np.linspace(0.0, 1.0, 4096)
+    rounds = 1
+    start = time.perf_counter()
+    np.sin(x).sum()
+    one = max(time.perf_counter() - start, 1e-7)
+    rounds = max(1, int(work_ms / 1000.0 / one))
+    times = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            np.sin(x).sum()
+        times[i] = time.perf_counter() - start
+    p50, p99 = np.percentile(times * 1000.0, [50, 99])
+    return {"task_p50_ms": float(p50), "task_p99_ms": float(p99), "p99_over_p50": p99 / p50}
+
+
+def targets_met(
+    rows: Sequence[Mapping[str, Any]],
+    p50_tol: float = 0.05,
+    p99_tol: float = 0.10,
+    max_utilization: float = 0.70,
+) -> dict[str, Any]:
+    """Per pairing: are end-to-end p50/p99 errors within tolerance at levels up to
+    ``max_utilization``? Levels whose load test was not valid count as not met."""
+    out: dict[str, Any] = {}
+    for pairing in dict.fromkeys(r["pairing"] for r in rows):
+        checked = [
+            r
+            for r in rows
+            if r["pairing"] == pairing
+            and r["stage"] == END_TO_END
+            and r["utilization"] <= max_utilization + 1e-9
+        ]
+        fails = [
+            r["utilization"]
+            for r in checked
+            if r["status"] != "ok"
+            or not abs(r["err_p50"]) <= p50_tol
+            or not abs(r["err_p99"]) <= p99_tol
+        ]
+        out[pairing] = {"met": bool(checked) and not fails, "failed_levels": fails}
+    return out
+
+
+__all__ = [
+    "MODELS",
+    "QUANTILES",
+    "CalibrationOptions",
+    "Level",
+    "Pairing",
+    "PairingResult",
+    "arrivals_at",
+    "calibrate_pairing",
+    "machine_noise",
+    "measure_capacity_qps",
+    "profile_capacity_qps",
+    "targets_met",
+]

@@ -1,0 +1,121 @@
+"""Simulated vs measured: percentiles of two record tables, and service tables from records.
+
+Both the simulator and the load test write per-request records in one format
+(:meth:`recsys.sim.records.RequestLog.to_frame`), so one function computes the statistics of
+either, over the same measurement window, and the comparison is like for like.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.profile.timing import PROFILE_COLUMNS
+
+END_TO_END = "end_to_end"
+QUANTILES: tuple[float, ...] = (50.0, 95.0, 99.0)
+
+
+def latency_columns(stages: Sequence[str]) -> dict[str, list[str]]:
+    """Record columns whose sum is each stage's latency (wait + service), and end to end."""
+    out = {s: [f"{s}_wait_ms", f"{s}_service_ms"] for s in stages}
+    out[END_TO_END] = ["e2e_ms"]
+    return out
+
+
+def latencies_ms(
+    records: pd.DataFrame, stages: Sequence[str], warmup_s: float
+) -> dict[str, np.ndarray]:
+    """Latency samples (ms) of completed requests that arrived at or after ``warmup_s``."""
+    ok = (records["outcome"] == "ok").fillna(False).to_numpy(bool)
+    measured = ok & (records["arrival_s"].to_numpy() >= warmup_s)
+    out = {}
+    for name, cols in latency_columns(stages).items():
+        values = sum(records[c].to_numpy(np.float64) for c in cols)
+        out[name] = np.asarray(values)[measured]
+    return out
+
+
+def percentiles(samples: np.ndarray, qs: Sequence[float] = QUANTILES) -> dict[str, float]:
+    """``{'p50_ms': ..}`` of ``samples`` (NaN when empty)."""
+    if samples.size == 0:
+        return {f"p{q:g}_ms": math.nan for q in qs}
+    values = np.percentile(samples, list(qs))
+    return {f"p{q:g}_ms": float(v) for q, v in zip(qs, values, strict=True)}
+
+
+def relative_error(sim: float, real: float) -> float:
+    """``(sim - real) / real``: positive when the simulator is pessimistic."""
+    if not (math.isfinite(sim) and math.isfinite(real)) or real <= 0:
+        return math.nan
+    return (sim - real) / real
+
+
+def compare(
+    sim: Mapping[str, np.ndarray], real: Mapping[str, np.ndarray], qs: Sequence[float] = QUANTILES
+) -> dict[str, dict[str, Any]]:
+    """Per stage (and ``end_to_end``): ``sim_pXX_ms``, ``real_pXX_ms``, ``err_pXX``, counts."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, real_samples in real.items():
+        s, r = percentiles(sim[name], qs), percentiles(real_samples, qs)
+        row: dict[str, Any] = {}
+        for q in qs:
+            key = f"p{q:g}"
+            row[f"sim_{key}_ms"] = s[f"{key}_ms"]
+            row[f"real_{key}_ms"] = r[f"{key}_ms"]
+            row[f"err_{key}"] = relative_error(s[f"{key}_ms"], r[f"{key}_ms"])
+        row["n_sim"] = int(sim[name].size)
+        row["n_real"] = int(real_samples.size)
+        out[name] = row
+    return out
+
+
+def service_table(
+    records: pd.DataFrame,
+    stages: Sequence[str],
+    warmup_s: float,
+    dispatch_ms: Mapping[str, np.ndarray] | None = None,
+    kinds: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """A profile table (``recsys.profile.timing`` columns) of the service times a load test saw.
+
+    With ``dispatch_ms`` (per request, from :meth:`LoadTestResult.dispatch_ms`), each batch's
+    time is its dispatch delay plus its service: how long the batch really held its worker
+    from the moment it could have started. ``n_candidates`` is 0 (not known from records).
+    """
+    parts = []
+    for stage in stages:
+        frame = records[[f"{stage}_start_s", f"{stage}_batch_size", f"{stage}_service_ms"]].copy()
+        frame.columns = ["start_s", "batch_size", "service_ms"]
+        if dispatch_ms is not None:
+            frame["service_ms"] += np.nan_to_num(dispatch_ms[stage], nan=0.0).clip(min=0.0)
+        keep = frame["start_s"].notna() & (records["arrival_s"] >= warmup_s)
+        frame = frame[keep].drop_duplicates("start_s")
+        frame["stage"] = stage
+        frame["kind"] = (kinds or {}).get(stage, stage)
+        frame["n_candidates"] = 0
+        parts.append(frame)
+    table = pd.concat(parts, ignore_index=True)
+    table["batch_size"] = table["batch_size"].astype(np.int64)
+    return table[list(PROFILE_COLUMNS)]
+
+
+def fill_batch_sizes(
+    measured: pd.DataFrame, profiled: pd.DataFrame, min_samples: int = 20
+) -> pd.DataFrame:
+    """``measured`` rows for (stage, batch size) pairs with at least ``min_samples`` batches;
+    the profiled rows for the others (a batch size the load test rarely formed)."""
+    counts = measured.groupby(["stage", "batch_size"]).size()
+    enough = set(counts[counts >= min_samples].index)
+    pairs = zip(measured["stage"], measured["batch_size"], strict=True)
+    measured = measured[[(s, b) in enough for s, b in pairs]].assign(source="load test")
+    # The candidates per request are the profile's (the same stage inputs).
+    n_in = profiled.groupby("stage")["n_candidates"].first()
+    measured["n_candidates"] = measured["stage"].map(n_in).fillna(0).astype(np.int64)
+    pairs = zip(profiled["stage"], profiled["batch_size"], strict=True)
+    rest = profiled[[(s, b) not in enough for s, b in pairs]].assign(source="profile")
+    return pd.concat([measured, rest], ignore_index=True)

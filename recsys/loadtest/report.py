@@ -1,0 +1,264 @@
+"""``calibration.json``, ``calibration.md`` and the CDF overlays of a calibration run."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.loadtest.calibrate import PairingResult, targets_met
+from recsys.loadtest.compare import END_TO_END
+
+SCHEMA_VERSION = 1
+REQUIRED_LEVEL_KEYS = (
+    "pairing",
+    "utilization",
+    "stage",
+    "sim_p50_ms",
+    "real_p50_ms",
+    "sim_p99_ms",
+    "real_p99_ms",
+)
+
+
+def calibration_doc(
+    results: Sequence[PairingResult],
+    *,
+    run: Mapping[str, Any],
+    machine: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    targets: Mapping[str, float],
+) -> dict[str, Any]:
+    """The ``calibration.json`` document: ``levels`` (one row per pairing, level and stage)."""
+    rows = [row for r in results for row in r.rows()]
+    verdict = targets_met(
+        rows,
+        p50_tol=float(targets["p50"]),
+        p99_tol=float(targets["p99"]),
+        max_utilization=float(targets["max_utilization"]),
+    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": dict(run),
+        "machine": dict(machine),
+        "settings": dict(settings),
+        "targets": {**targets, "verdict": verdict},
+        "pairings": [
+            {"name": r.name, "stages": r.stages, "capacity_qps": r.capacity_qps, **r.capacity}
+            for r in results
+        ],
+        "levels": rows,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars to Python, NaN/inf to null (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def to_json(doc: Mapping[str, Any]) -> str:
+    """``doc`` as indented JSON (NaN written as null)."""
+    return json.dumps(_plain(doc), indent=2) + "\n"
+
+
+def check_calibration(doc: Mapping[str, Any]) -> None:
+    """``ValueError`` unless ``doc`` has ``levels`` rows with the documented keys."""
+    levels = doc.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise ValueError("calibration.json needs a non-empty list 'levels'")
+    for i, row in enumerate(levels):
+        missing = [k for k in REQUIRED_LEVEL_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"calibration.json levels[{i}] lacks {missing}")
+
+
+# -- markdown -------------------------------------------------------------------------------
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"
+
+
+def _level_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| util | stage | real p50 | sim p50 | err | real p95 | sim p95 | err | real p99 | "
+        "sim p99 | err | profiled err p50 / p99 | status |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        prof = r.get("profiled", {})
+        status = r["status"]
+        if status != "ok":
+            status = f"**{status}** (lag p99 {_ms(r['generator_lag_p99_ms'])} ms)"
+        lines.append(
+            f"| {100 * r['utilization']:.0f}% | {r['stage']} | {_ms(r['real_p50_ms'])} | "
+            f"{_ms(r['sim_p50_ms'])} | {_pct(r['err_p50'])} | {_ms(r['real_p95_ms'])} | "
+            f"{_ms(r['sim_p95_ms'])} | {_pct(r['err_p95'])} | {_ms(r['real_p99_ms'])} | "
+            f"{_ms(r['sim_p99_ms'])} | {_pct(r['err_p99'])} | "
+            f"{_pct(prof.get('err_p50'))} / {_pct(prof.get('err_p99'))} | {status} |"
+        )
+    return lines
+
+
+def _diagnostic_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| util | stage | service b=1 p50: profiled / in server | dispatch p50 / p99 | "
+        "mean batch real / sim | generator lag p50 / p99 |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r.get("diagnostics")
+        if d is None:
+            continue
+        lines.append(
+            f"| {100 * r['utilization']:.0f}% | {r['stage']} | "
+            f"{_ms(d['profiled_service_b1_p50_ms'])} / {_ms(d['real_service_b1_p50_ms'])} | "
+            f"{_ms(d['real_dispatch_p50_ms'])} / {_ms(d['real_dispatch_p99_ms'])} | "
+            f"{_num(d['real_mean_batch'])} / {_num(d['sim_mean_batch'])} | "
+            f"{_ms(r['generator_lag_p50_ms'])} / {_ms(r['generator_lag_p99_ms'])} |"
+        )
+    return lines
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
+def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
+    """The human-readable calibration report."""
+    t = doc["targets"]
+    m = doc["machine"]
+    s = doc["settings"]
+    out = [
+        "# Calibration: simulated vs measured latency",
+        "",
+        f"Run {doc['run'].get('started_at', '')}; seed {doc['run'].get('seed')}. "
+        f"Each level: a probe load test ({s.get('probe_requests')} requests) gives the "
+        f"**calibrated** profile, then the measured load test ({s.get('n_requests')} requests, "
+        f"first {s.get('warmup_requests')} left out) is simulated on exactly its arrivals "
+        "with the calibrated profile (columns *sim*) and with the stages' stand-alone "
+        "profile (*profiled err*). Errors are (sim - real) / real. "
+        f"Threads per library: {s.get('n_threads')}; Python switch interval "
+        f"{s.get('switch_interval_ms')} ms; no network (one process).",
+        "",
+        f"**Machine steadiness**: a fixed {m.get('task_p50_ms', math.nan):.2f} ms CPU task took "
+        f"p99 {m.get('task_p99_ms', math.nan):.2f} ms (p99/p50 "
+        f"{m.get('p99_over_p50', math.nan):.2f}) before the runs"
+        + (
+            f" and p99/p50 {m['after']['p99_over_p50']:.2f} after them"
+            if "after" in m
+            else ""
+        )
+        + ". Well above 1, other processes compete for the cores and every percentile below "
+        "carries that noise.",
+        "",
+        f"**Targets** (end to end, utilisation up to {100 * t['max_utilization']:.0f}%): "
+        f"|err p50| <= {100 * t['p50']:.0f}%, |err p99| <= {100 * t['p99']:.0f}%.",
+        "",
+    ]
+    for p in doc["pairings"]:
+        name = p["name"]
+        rows = [r for r in doc["levels"] if r["pairing"] == name]
+        verdict = t["verdict"].get(name, {})
+        met = "met" if verdict.get("met") else "NOT met"
+        failed = verdict.get("failed_levels") or []
+        measured = p.get("measured_qps")
+        cap = (
+            f"measured {measured:.0f} QPS, profile says {p['profile_qps']:.0f} QPS "
+            f"(bottleneck {p['profile_bottleneck']})"
+            if measured is not None
+            else f"{p['profile_qps']:.0f} QPS from the profile (bottleneck "
+            f"{p['profile_bottleneck']})"
+        )
+        out += [
+            f"## {name}",
+            "",
+            f"Stages {', '.join(p['stages'])}; capacity {cap}; levels are fractions of "
+            f"{p['capacity_qps']:.0f} QPS. Targets **{met}**"
+            + (f" (failed at {', '.join(f'{100 * u:.0f}%' for u in failed)})" if failed else "")
+            + ".",
+            "",
+            *_level_table(rows),
+            "",
+            "Inside the stages (what the simulator's inputs miss):",
+            "",
+            *_diagnostic_table(rows),
+            "",
+        ]
+        if name in plots:
+            out += [f"![CDF overlays of {name}]({plots[name]})", ""]
+        bad = [r for r in rows if r["stage"] == END_TO_END and r["status"] != "ok"]
+        for r in bad:
+            out.append(
+                f"- {100 * r['utilization']:.0f}%: {r['status']}: the measurement is not valid "
+                "latency (see `status` in calibration.json)."
+            )
+        if bad:
+            out.append("")
+    return "\n".join(out)
+
+
+# -- plots ----------------------------------------------------------------------------------
+
+
+def plot_cdfs(result: PairingResult, path: Path) -> Path:
+    """One panel per (stage or end to end, level): real vs simulated latency CDFs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [*result.stages, END_TO_END]
+    cols = result.levels
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(3.2 * len(cols), 2.6 * len(rows)), squeeze=False
+    )
+    styles = {"profiled": ("tab:orange", ":"), "calibrated": ("tab:blue", "--")}
+    for j, level in enumerate(cols):
+        for i, stage in enumerate(rows):
+            ax = axes[i][j]
+            _cdf(ax, level.real[stage], "measured", "black", "-")
+            for model, samples in level.sim.items():
+                color, style = styles.get(model, ("tab:green", "-."))
+                _cdf(ax, samples[stage], f"sim ({model})", color, style)
+            ax.set_xscale("log")
+            ax.set_title(f"{stage} @ {100 * level.utilization:.0f}%", fontsize=9)
+            ax.grid(alpha=0.3)
+            if i == len(rows) - 1:
+                ax.set_xlabel("latency (ms)")
+            if j == 0:
+                ax.set_ylabel("CDF")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{result.name}: simulated vs measured", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _cdf(ax: Any, samples: np.ndarray, label: str, color: str, style: str) -> None:
+    values = np.sort(samples[np.isfinite(samples) & (samples > 0)])
+    if values.size == 0:
+        return
+    ax.plot(values, np.arange(1, values.size + 1) / values.size, style, color=color, label=label)
