@@ -83,7 +83,7 @@ class CostReport:
     per_1k_requests_usd: float
     monthly_usd: float
     tco_monthly_usd: float
-    stages: tuple[dict[str, float | int | str], ...] = field(default_factory=tuple)
+    stages: tuple[dict[str, object], ...] = field(default_factory=tuple)
     assumptions: dict[str, float | str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:

@@ -147,6 +147,7 @@ class SimOptions:
     confidence: float = 0.95
     timeseries_bin_s: float = 60.0
     autoscaler: AutoscalerSpec | None = None
+    engine: str = "auto"  # recsys.sim.select: auto | simpy | fast | naive (config sim.engine)
 
 
 def simulate_fleet(
@@ -178,6 +179,7 @@ def simulate_fleet(
             n_batches=o.n_batches,
             confidence=o.confidence,
             timeseries_bin_s=o.timeseries_bin_s,
+            engine=o.engine,
         )
 
     if not plan:
@@ -189,6 +191,7 @@ def simulate_fleet(
         seed=seed,
         warmup_s=warmup_s,
         max_replicas=max_replicas,
+        engine="auto" if o.engine in ("auto", "naive") else o.engine,
     )
     return list(planned.stages), final(planned.stages), planned
 

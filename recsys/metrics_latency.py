@@ -10,6 +10,11 @@ Two ways to put an interval around a statistic of one long, autocorrelated run:
   time of the series (for a queue, many busy periods).
 - **independent replications** (:func:`replication_ci`): the same, with one value per
   independent run (different seeds), which needs no correlation assumption.
+
+Runs too long to keep every sample (``record=False`` in the simulator) count them in
+log-bucketed histograms instead (:class:`Histogram`, :func:`histogram_summary_ms`): fixed
+memory, percentiles within a relative ``1 / (2 * sub)`` of the exact ones (0.2% by default),
+batch-means intervals from one histogram per batch.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtrit  # Student t quantile; scipy.stats takes 1 s to import
 
 from recsys.errors import ConfigError
 
@@ -68,7 +73,7 @@ def percentiles_ms(
 
 def _t_half_width(batch_values: np.ndarray, confidence: float) -> float:
     k = batch_values.size
-    t = stats.t.ppf(0.5 + confidence / 2.0, df=k - 1)
+    t = stdtrit(k - 1, 0.5 + confidence / 2.0)
     return float(t * batch_values.std(ddof=1) / math.sqrt(k))
 
 
@@ -247,9 +252,12 @@ class Histogram(NamedTuple):
         mids = _midpoints(self.sub)
         h = (n - 1) * np.asarray(qs, dtype=np.float64) / 100.0
         k = np.floor(h)
-        lo = mids[np.searchsorted(cum, k, side="right")]
-        hi = mids[np.searchsorted(cum, np.minimum(k + 1, n - 1), side="right")]
-        lo, hi = np.clip(lo, self.low, self.high), np.clip(hi, self.low, self.high)
+        k1 = np.minimum(k + 1, n - 1)
+        lo = np.clip(mids[np.searchsorted(cum, k, side="right")], self.low, self.high)
+        hi = np.clip(mids[np.searchsorted(cum, k1, side="right")], self.low, self.high)
+        # The first and last order statistics are the exact minimum and maximum.
+        lo = np.where(k == 0, self.low, np.where(k == n - 1, self.high, lo))
+        hi = np.where(k1 == n - 1, self.high, np.where(k1 == 0, self.low, hi))
         return lo + (h - k) * (hi - lo)
 
     def fraction_at_most(self, threshold: float) -> float:

@@ -282,7 +282,10 @@ def stage_config(stage: object) -> dict[str, Any]:
     """What determines a stage's learned state: its class and training parameters, and
     those of its embedding or teacher."""
     params = {k: v for k, v in _params(stage).items() if k not in SERVING_ONLY}
-    config: dict[str, Any] = {"class": f"{type(stage).__module__}.{type(stage).__qualname__}"}
+    config: dict[str, Any] = {
+        "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
+        "version": getattr(stage, "artifact_version", 1),
+    }
     for part in ("embedding", "teacher"):
         if hasattr(stage, part):
             params.pop(part, None)

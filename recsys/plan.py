@@ -95,8 +95,11 @@ def _bottleneck(
 class _Search:
     """Bookkeeping for one capacity search: each simulation is logged in ``trail``."""
 
-    def __init__(self, arrivals: np.ndarray, sla: float, seed: int, warmup_s: float) -> None:
+    def __init__(
+        self, arrivals: np.ndarray, sla: float, seed: int, warmup_s: float, engine: str = "auto"
+    ) -> None:
         self.arrivals, self.sla, self.seed, self.warmup_s = arrivals, sla, seed, warmup_s
+        self.engine = engine  # recsys.sim.select: "auto" runs the compiled engine
         self.trail: list[dict[str, Any]] = []
 
     def run(self, specs: Sequence[StageSpec]) -> SimResult:
@@ -107,6 +110,7 @@ class _Search:
             warmup_s=self.warmup_s,
             record=False,
             progress=False,
+            engine=self.engine,
         )
         p99 = float(result.latency_ms["p99"])
         self.trail.append(
@@ -143,16 +147,18 @@ def plan_replicas(
     max_utilization: float = 0.95,
     max_simulations: int = 60,
     fixed: Collection[str] = (),
+    engine: str = "auto",
 ) -> PlanResult:
     """The fewest replicas per stage meeting ``sla_p99_ms`` at the traffic in ``arrivals``.
 
     Stages named in ``fixed`` (a hosted API, say) keep the replica count they come with.
+    ``engine`` picks the simulator (:mod:`recsys.sim.select`).
     """
     if sla_p99_ms <= 0:
         raise ConfigError(f"sla.p99_ms must be positive, got {sla_p99_ms}")
     if max_replicas <= 0:
         raise ConfigError(f"max_replicas must be positive, got {max_replicas}")
-    search = _Search(np.asarray(arrivals, np.float64), sla_p99_ms, seed, warmup_s)
+    search = _Search(np.asarray(arrivals, np.float64), sla_p99_ms, seed, warmup_s, engine)
     qps = offered_qps(search.arrivals)
     ceiling = [
         s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas) for s in specs
@@ -282,6 +288,16 @@ class CataloguePlan:
         }
 
 
+def quickest_specs(
+    specs: Sequence[StageSpec], catalogue: Sequence[Sequence[HardwareOption]]
+) -> list[StageSpec]:
+    """Each stage on its fastest option (highest speed factor, then most workers)."""
+    return [
+        max(options, key=lambda o: (o.hardware.speed_factor, o.workers)).on(s, s.service)
+        for s, options in zip(specs, catalogue, strict=True)
+    ]
+
+
 def _hourly(specs: Sequence[StageSpec]) -> float:
     return sum(s.replicas * (s.hardware.price_per_hour_usd if s.hardware else 0.0) for s in specs)
 
@@ -316,8 +332,11 @@ def plan_cheapest(
         [o.on(s, s.service) for o in options] for s, options in zip(specs, catalogue, strict=True)
     ]
     bounds = [
-        [min_stable_replicas(o, qps, max_utilization) * o.hardware.price_per_hour_usd for o in opts]  # type: ignore[union-attr]
-        for opts in per_stage
+        [
+            min_stable_replicas(spec, qps, max_utilization) * o.hardware.price_per_hour_usd
+            for spec, o in zip(specs_i, options, strict=True)
+        ]
+        for specs_i, options in zip(per_stage, catalogue, strict=True)
     ]
     combos = sorted(
         itertools.product(*(range(len(opts)) for opts in per_stage)),
@@ -327,12 +346,9 @@ def plan_cheapest(
     best_usd = math.inf
     tried: list[dict[str, Any]] = []
     fastest: PlanResult | None = None
-    quickest = [
-        max(opts, key=lambda o: (o.hardware.speed_factor, o.workers_per_replica))
-        for opts in per_stage
-    ]  # type: ignore[union-attr]
     ceiling = [
-        s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas) for s in quickest
+        s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas)
+        for s in quickest_specs(specs, catalogue)
     ]
     result = simulate(arrivals, ceiling, seed=seed, warmup_s=warmup_s, record=False)
     if not _meets(result, sla_p99_ms):
@@ -346,7 +362,7 @@ def plan_cheapest(
         )
     for combo in combos:
         bound = sum(bounds[i][j] for i, j in enumerate(combo))
-        names = {specs[i].name: per_stage[i][j].hardware.name for i, j in enumerate(combo)}  # type: ignore[union-attr]
+        names = {specs[i].name: catalogue[i][j].hardware.name for i, j in enumerate(combo)}
         if bound >= best_usd or len(tried) >= max_plans:
             break
         plan = plan_replicas(

@@ -41,10 +41,10 @@ from recsys.loadtest.calibrate import (
     Pairing,
     PairingResult,
     calibrate_pairing,
-    machine_noise,
     sim_specs,
 )
 from recsys.loadtest.compare import compare, latencies_ms
+from recsys.loadtest.machine import machine_noise
 from recsys.loadtest.pipeline_stages import live_stages
 from recsys.loadtest.report import (
     calibration_doc,
@@ -76,8 +76,12 @@ class Served:
 
 
 def limits_from(cfg: DictConfig) -> LoadTestLimits:
+    """``loadtest.limits`` as :class:`LoadTestLimits` (a ConfigError names a bad key)."""
+    given = OmegaConf.to_container(cfg.loadtest.limits, resolve=True)
+    if not isinstance(given, dict):
+        raise ConfigError("loadtest.limits must be a mapping")
     try:
-        return LoadTestLimits(**OmegaConf.to_container(cfg.loadtest.limits, resolve=True))
+        return LoadTestLimits(**{str(k): v for k, v in given.items()})
     except TypeError as exc:
         raise ConfigError(f"loadtest.limits: {exc}") from None
 
@@ -129,11 +133,10 @@ def prepare(cfg: DictConfig, name: str | None = None) -> Served:
 # -- mode=run -------------------------------------------------------------------------------
 
 
-def run_once(cfg: DictConfig, out: Path) -> dict[str, Any]:
+def run_once(cfg: DictConfig, out: Path, limits: LoadTestLimits) -> dict[str, Any]:
     """One open-loop load test of the configured traffic; ``loadtest.json``."""
     lt = cfg.loadtest
     positive(lt.n_requests, "loadtest.n_requests")
-    limits = limits_from(cfg)
     served = prepare(cfg)
     seed = int(cfg.seed)
     # The simulator's arrivals: the same generator, seed and count as recsys-sim.
@@ -242,14 +245,20 @@ def calibration_options(cfg: DictConfig) -> CalibrationOptions:
         capacity=str(c.capacity),
         capacity_requests=int(c.capacity_requests),
         min_batch_samples=int(c.min_batch_samples),
+        sim_replications=int(c.sim_replications),
         seed=int(cfg.seed),
     )
 
 
-def run_calibration(cfg: DictConfig, out: Path, switch_ms: float) -> dict[str, Any]:
+def run_calibration(
+    cfg: DictConfig,
+    out: Path,
+    options: CalibrationOptions,
+    limits: LoadTestLimits,
+    switch_ms: float,
+) -> dict[str, Any]:
+    """Every pairing at every level; ``calibration.json``, ``calibration.md``, CDF plots."""
     started = time.time()
-    options = calibration_options(cfg)
-    limits = limits_from(cfg)
     targets = {k: float(v) for k, v in cfg.loadtest.calibration.targets.items()}
     machine: dict[str, Any] = machine_noise()
     log.info("machine: %s", machine)
@@ -329,11 +338,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     mode = str(cfg.loadtest.mode)
     if mode not in ("run", "calibrate"):
         raise ConfigError(f"loadtest.mode must be run or calibrate, got {mode!r}")
-    set_threads(int(cfg.profile.n_threads))
+    # Check every setting before the slow steps, so bad input fails in seconds.
+    limits = limits_from(cfg)
+    options = calibration_options(cfg) if mode == "calibrate" else None
     switch_ms = set_switch_interval(cfg.loadtest.switch_interval_ms)
-    if mode == "calibrate":
-        return run_calibration(cfg, out, switch_ms)
-    return run_once(cfg, out)
+    set_threads(int(cfg.profile.n_threads))
+    if options is not None:
+        return run_calibration(cfg, out, options, limits, switch_ms)
+    return run_once(cfg, out, limits)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="loadtest/config")

@@ -17,10 +17,21 @@ from typing import Any
 
 import hydra
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from recsys import experiment as ex
-from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_errors
+from recsys.cache import ArtifactCache
+from recsys.cli.common import (
+    CONF_DIR,
+    EXIT_USER_ERROR,
+    build,
+    plain,
+    positive,
+    run_dir,
+    user_errors,
+)
 from recsys.cli.validate import run_validation
 from recsys.cost import CostAssumptions
 from recsys.errors import ConfigError
@@ -28,6 +39,8 @@ from recsys.pipeline import Pipeline, build_pipeline
 from recsys.plan import offered_qps
 from recsys.report.run_report import render_run_report
 from recsys.result import atomic_write_text, write_result
+from recsys.scenarios import config as scenario_config
+from recsys.scenarios import fleet
 from recsys.sim.hardware import Hardware
 from recsys.threads import set_threads
 
@@ -92,12 +105,13 @@ def replicas_for(cfg: DictConfig, stages: list[str]) -> dict[str, int] | None:
     return {s: int(given[s]) for s in stages}
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """The whole job; returns the ``result.json`` document it wrote."""
+def run(cfg: DictConfig, out: Path | None = None) -> dict[str, Any]:
+    """The whole job; returns the ``result.json`` document it wrote (into ``out``, by default
+    the Hydra run directory)."""
     if cfg.get("validation"):
         return run_validation(cfg)
     started = time.time()
-    out = run_dir()
+    out = out or run_dir()
     seed = int(cfg.seed)
     positive(cfg.sla.p99_ms, "sla.p99_ms")
     positive(cfg.sim.n_requests, "sim.n_requests")
@@ -110,6 +124,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     hardware = hardware_for(cfg, stages)
     serving = serving_options(cfg, stages)
     replicas = replicas_for(cfg, stages)
+    apis = scenario_config.hosted_apis(cfg, stages)
+    catalogue = scenario_config.catalogue(cfg, pipeline.describe(), build)
+    if catalogue is not None and replicas is not None:
+        raise ConfigError("a hardware catalogue plans replicas: drop sim.replicas or catalogue")
     profile_opts = ex.ProfileOptions(
         batch_sizes=tuple(int(b) for b in cfg.profile.batch_sizes),
         repeats=int(cfg.profile.repeats),
@@ -121,7 +139,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data = build(cfg.data, "data")
     split = ex.split_data(data, cfg.split.valid_frac, cfg.split.test_frac, cfg.split.mode)
     log.info("fitting %s", [s["kind"] for s in pipeline.describe()])
-    pipeline.fit(split)
+    pipeline.fit(split, cache=ArtifactCache(cfg.cache_dir) if cfg.get("cache_dir") else None)
     quality = ex.evaluate_quality(pipeline, split, cfg.eval_users, seed)
     log.info("offline quality: %s", _fmt(quality.to_dict()))
     profile = ex.profile_pipeline(pipeline, split, profile_opts, seed, progress=cfg.progress)
@@ -138,25 +156,49 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"traffic produced {len(arrivals)} arrival(s): nothing to simulate")
     warmup_s = float(arrivals[min(int(cfg.sim.warmup_requests), len(arrivals) - 1)])
     specs = ex.stage_specs(services, serving, hardware, replicas or dict.fromkeys(stages, 1))
-    specs, sim, plan = ex.simulate_fleet(
-        specs,
-        arrivals,
-        sla_p99_ms=float(cfg.sla.p99_ms),
-        seed=seed,
-        warmup_s=warmup_s,
-        plan=replicas is None,
-        max_replicas=int(cfg.sim.max_replicas),
-        progress=cfg.progress,
-        options=ex.SimOptions(
-            n_batches=int(cfg.sim.n_batches),
-            confidence=float(cfg.sim.confidence),
-            timeseries_bin_s=float(cfg.sim.timeseries_bin_s),
-            autoscaler=build(cfg.sim.autoscaler, "sim.autoscaler") if cfg.sim.autoscaler else None,
-        ),
+    sim_options = ex.SimOptions(
+        n_batches=int(cfg.sim.n_batches),
+        confidence=float(cfg.sim.confidence),
+        timeseries_bin_s=float(cfg.sim.timeseries_bin_s),
+        autoscaler=build(cfg.sim.autoscaler, "sim.autoscaler") if cfg.sim.autoscaler else None,
     )
-    # Price the fleet at the rate actually simulated (a replayed trace brings its own).
+    chosen = None
+    if (catalogue is not None or apis) and replicas is None:
+        # Plan hardware (catalogue) and replicas; hosted-API stages keep their one "replica".
+        specs, options = fleet.for_catalogue(specs, profile, catalogue, apis)
+        specs, sim, plan, chosen = fleet.simulate_catalogue(
+            specs,
+            options,
+            arrivals,
+            sla_p99_ms=float(cfg.sla.p99_ms),
+            seed=seed,
+            warmup_s=warmup_s,
+            max_replicas=int(cfg.sim.max_replicas),
+            progress=cfg.progress,
+            options=sim_options,
+            fixed=set(apis),
+        )
+    else:
+        if apis:  # fixed replicas: swap the API stages in, and simulate as given
+            specs = [fleet.api_stage(s, apis[s.name])[0] if s.name in apis else s for s in specs]
+        specs, sim, plan = ex.simulate_fleet(
+            specs,
+            arrivals,
+            sla_p99_ms=float(cfg.sla.p99_ms),
+            seed=seed,
+            warmup_s=warmup_s,
+            plan=replicas is None,
+            max_replicas=int(cfg.sim.max_replicas),
+            progress=cfg.progress,
+            options=sim_options,
+        )
+    # Price the fleet at the rate actually simulated (a replayed trace brings its own), and
+    # a month of the workload's daily profile, provisioned for its peak and autoscaled.
     qps = offered_qps(arrivals)
-    cost = ex.price_fleet(specs, qps, CostAssumptions(**OmegaConf.to_container(cfg.cost)))
+    month_profile = fleet.traffic_profile(workload, qps)
+    cost, month = fleet.price(
+        specs, qps, CostAssumptions(**plain(cfg)["cost"]), month_profile, apis
+    )
 
     result = ex.assemble_result(
         run={
@@ -181,8 +223,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sla_p99_ms=float(cfg.sla.p99_ms),
         config=plain(cfg),
         plan=plan,
-        extra={"hardware": {s: h.to_dict() for s, h in hardware.items()}},
+        extra={
+            "hardware": {s.name: s.hardware.to_dict() for s in specs if s.hardware},
+            **({"catalogue": chosen.to_dict()} if chosen is not None else {}),
+            **({"hosted_api": {k: a.to_dict() for k, a in apis.items()}} if apis else {}),
+        },
     )
+    result["cost"].update(fleet.month_fields(month, month_profile))
     _write_outputs(out, result, profile, sim, bool(cfg.write_records))
     _print_summary(result, out)
     return result
@@ -231,12 +278,35 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     )
 
 
+class JobFailed(RuntimeError):
+    """One job of a multirun stopped on bad input (its one-line error is on stderr)."""
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config")
-def _hydra_main(cfg: DictConfig) -> float:
-    with user_errors():
-        result = run(cfg)
-    # Returned for the Optuna sweeper (and ignored otherwise).
-    return float(result["latency_ms"]["p99"])
+def _hydra_main(cfg: DictConfig) -> float | tuple[float, ...]:
+    try:
+        with user_errors():
+            objective = scenario_config.objective(cfg)  # a typo fails before any training
+            if cfg.get("scenario"):
+                from recsys.scenarios.run import run_scenario
+
+                return run_scenario(cfg, run)
+            result = run(cfg)
+            # Returned for the Optuna sweeper (and ignored otherwise).
+            return objective.value(result)
+    except SystemExit as exc:
+        # In a sweep, bad input fails this job (listed by the sweep and by recsys-report),
+        # not the whole sweep.
+        if exc.code == EXIT_USER_ERROR and _multirun():
+            raise JobFailed("recsys: error: bad input; see this job's log") from None
+        raise
+
+
+def _multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.loadtest.run import LoadTestResult
+from recsys.metrics_latency import percentile_ci
 from recsys.profile.timing import PROFILE_COLUMNS
 
 END_TO_END = "end_to_end"
@@ -56,9 +58,14 @@ def relative_error(sim: float, real: float) -> float:
 
 
 def compare(
-    sim: Mapping[str, np.ndarray], real: Mapping[str, np.ndarray], qs: Sequence[float] = QUANTILES
+    sim: Mapping[str, np.ndarray],
+    real: Mapping[str, np.ndarray],
+    qs: Sequence[float] = QUANTILES,
+    n_batches: int = 20,
 ) -> dict[str, dict[str, Any]]:
-    """Per stage (and ``end_to_end``): ``sim_pXX_ms``, ``real_pXX_ms``, ``err_pXX``, counts."""
+    """Per stage (and ``end_to_end``): ``sim_pXX_ms``, ``real_pXX_ms``, ``err_pXX``, counts,
+    and ``real_pXX_ci_ms``: the batch-means 95% interval of the measured percentile (samples
+    in arrival order), i.e. how far a second measurement of the same thing could land."""
     out: dict[str, dict[str, Any]] = {}
     for name, real_samples in real.items():
         s, r = percentiles(sim[name], qs), percentiles(real_samples, qs)
@@ -68,6 +75,9 @@ def compare(
             row[f"sim_{key}_ms"] = s[f"{key}_ms"]
             row[f"real_{key}_ms"] = r[f"{key}_ms"]
             row[f"err_{key}"] = relative_error(s[f"{key}_ms"], r[f"{key}_ms"])
+        for q in qs:
+            ci = percentile_ci(real_samples, q, n_batches) if real_samples.size else None
+            row[f"real_p{q:g}_ci_ms"] = [ci.low, ci.high] if ci is not None else None
         row["n_sim"] = int(sim[name].size)
         row["n_real"] = int(real_samples.size)
         out[name] = row
@@ -119,3 +129,33 @@ def fill_batch_sizes(
     pairs = zip(profiled["stage"], profiled["batch_size"], strict=True)
     rest = profiled[[(s, b) not in enough for s, b in pairs]].assign(source="profile")
     return pd.concat([measured, rest], ignore_index=True)
+
+
+def stage_diagnostics(
+    real: LoadTestResult, profile: pd.DataFrame, stage: str, sim_records: pd.DataFrame
+) -> dict[str, Any]:
+    """What differs inside one stage: in-server vs profiled service, dispatch, batch sizes."""
+    measured = real.records["arrival_s"].to_numpy() >= real.warmup_s
+    rec = real.records[measured]
+    served = rec[f"{stage}_start_s"].notna().to_numpy()
+    batch = rec[f"{stage}_batch_size"].to_numpy()[served]
+    service = rec[f"{stage}_service_ms"].to_numpy()[served]
+    dispatch = real.dispatch_ms(stage)[measured][served]
+    cpu = real.cpu_ms(stage)[measured][served]
+    prof = profile.loc[profile["stage"] == stage]
+    prof1 = prof.loc[prof["batch_size"] == 1, "service_ms"]
+    sim = sim_records[sim_records["arrival_s"] >= real.warmup_s]
+    sim_batch = sim[f"{stage}_batch_size"].to_numpy()
+    sim_batch = sim_batch[sim_batch > 0]
+    single = batch == 1
+    return {
+        "real_service_b1_p50_ms": float(np.median(service[single])) if single.any() else None,
+        "real_cpu_b1_p50_ms": float(np.median(cpu[single])) if single.any() else None,
+        "profiled_service_b1_p50_ms": float(np.median(prof1)) if len(prof1) else None,
+        "real_dispatch_p50_ms": float(np.nanmedian(dispatch)) if dispatch.size else None,
+        "real_dispatch_p99_ms": float(np.nanpercentile(dispatch, 99)) if dispatch.size else None,
+        "real_mean_batch": float(batch.size / np.sum(1.0 / batch)) if batch.size else None,
+        "sim_mean_batch": float(sim_batch.size / np.sum(1.0 / sim_batch))
+        if sim_batch.size
+        else None,
+    }

@@ -38,9 +38,7 @@ def rows(batch: Candidates) -> list[Row]:
 def stack(parts: Sequence[Row]) -> Candidates:
     """One batch from rows; the batch itself when the rows are all of it, in order."""
     first = parts[0].batch
-    if len(parts) == len(first) and all(
-        r.batch is first and r.i == i for i, r in enumerate(parts)
-    ):
+    if len(parts) == len(first) and all(r.batch is first and r.i == i for i, r in enumerate(parts)):
         return first
     idx = [r.i for r in parts]
     if all(r.batch is first for r in parts):

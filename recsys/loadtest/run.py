@@ -42,12 +42,12 @@ class Unfinished(RecsysError):
 class LoadTestLimits:
     """Bounds on one load test, and when its generator counts as behind.
 
-    ``max_lag_ms``: the run is ``generator_behind`` when the p99 of the generator's lateness
-    (actual minus scheduled submit time) exceeds it. ``abort_lag_ms``: stop generating at once
-    when one request is this late. ``drain_s``: after the last arrival, how long requests in
-    flight may take to finish before the run is ``unfinished``; it is stopped as ``unfinished``
-at once when more than ``max_in_flight`` requests are in the system (the server cannot keep
-up, and draining the backlog would only take time).
+        ``max_lag_ms``: the run is ``generator_behind`` when the p99 of the generator's lateness
+        (actual minus scheduled submit time) exceeds it. ``abort_lag_ms``: stop generating at once
+        when one request is this late. ``drain_s``: after the last arrival, how long requests in
+        flight may take to finish before the run is ``unfinished``; it is stopped as ``unfinished``
+    at once when more than ``max_in_flight`` requests are in the system (the server cannot keep
+    up, and draining the backlog would only take time).
     """
 
     max_requests: int = 100_000
@@ -92,6 +92,7 @@ class LoadTestResult:
     lateness_ms: np.ndarray
     wall_s: float
     ready_s: dict[str, np.ndarray] = field(default_factory=dict)
+    cpu_s: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,6 +103,10 @@ class LoadTestResult:
         """Per request: how long after its batch could start it did start (wake-up, GIL)."""
         start = self.records[f"{stage}_start_s"].to_numpy()
         return (start - self.ready_s[stage]) * 1000.0
+
+    def cpu_ms(self, stage: str) -> np.ndarray:
+        """Per request: CPU time its stage's worker thread used on its batch."""
+        return self.cpu_s[stage] * 1000.0
 
     def generator(self) -> dict[str, float]:
         """Lateness of the generator over the measured requests (ms)."""
@@ -133,12 +138,13 @@ class LoadTestResult:
 
 def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> tuple[int, str]:
     """Submit every request at its time; the number submitted and why it stopped early."""
-    clock, n = server.clock, times.size
+    clock, n, at = server.clock, times.size, times.tolist()
     spin_s, abort_s = limits.spin_us / 1e6, limits.abort_lag_ms / 1000.0
     overshoot = 60e-6  # running estimate of how late time.sleep wakes up
+    finished, max_in_flight = server.finished, limits.max_in_flight
     i = 0
     while i < n:
-        t = times[i]
+        t = at[i]
         wait = t - clock()
         if wait > spin_s + overshoot:
             asked = wait - overshoot
@@ -147,15 +153,17 @@ def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> 
             overshoot = 0.9 * overshoot + 0.1 * min(max(clock() - before - asked, 0.0), 2e-3)
         while clock() < t:
             pass
-        now = clock()
-        if now - t > abort_s:
+        if clock() - t > abort_s:
             return i, BEHIND
-        if server.finished.is_set():
+        if finished.is_set():
             return i, "error"
-        if i - (n - server.outstanding) > limits.max_in_flight:
+        if i - (n - server.outstanding) > max_in_flight:
             return i, UNFINISHED
-        j = int(np.searchsorted(times, now, side="right"))  # everything due by now
-        j = max(j, i + 1)
+        # Requests go one by one (those sharing a timestamp together), late or not, so a
+        # generator that cannot keep the pace shows it in every later request's lateness.
+        j = i + 1
+        while j < n and at[j] == t:
+            j += 1
         server.submit(range(i, j))
         i = j
     return n, OK_STATUS
@@ -164,7 +172,7 @@ def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> 
 def run_loadtest(
     arrivals: np.ndarray | Sequence[float],
     stages: Sequence[LiveStage],
-    payloads: Sequence[Any],
+    payloads: Sequence[Any] | np.ndarray,
     *,
     warmup_s: float = 0.0,
     limits: LoadTestLimits | None = None,
@@ -187,9 +195,12 @@ def run_loadtest(
     lateness = (np.frombuffer(log.enqueue_s[0], dtype=np.float64) - times) * 1000.0
     status, message = _status(times, lateness, submitted, stopped, warmup_s, limits)
     if status == OK_STATUS and not server.finished.wait(limits.drain_s):
-        status, message = UNFINISHED, (
-            f"requests were still in flight {limits.drain_s:g} s after the last arrival "
-            f"({_rate(times)}): the server cannot keep up with this trace"
+        status, message = (
+            UNFINISHED,
+            (
+                f"requests were still in flight {limits.drain_s:g} s after the last arrival "
+                f"({_rate(times)}): the server cannot keep up with this trace"
+            ),
         )
     server.stop(abandon=not server.finished.is_set())
     wall = time.perf_counter() - started
@@ -200,7 +211,8 @@ def run_loadtest(
     outcome = np.frombuffer(log.outcome, dtype=np.int8)
     frame.loc[outcome == PENDING, "outcome"] = pd.NA
     ready = {p.stage.name: np.frombuffer(p.ready_s, dtype=np.float64) for p in server.pools}
-    return LoadTestResult(frame, names, warmup_s, status, message, lateness, wall, ready)
+    cpu = {p.stage.name: np.frombuffer(p.cpu_s, dtype=np.float64) for p in server.pools}
+    return LoadTestResult(frame, names, warmup_s, status, message, lateness, wall, ready, cpu)
 
 
 def _rate(times: np.ndarray) -> str:

@@ -20,11 +20,14 @@ outputs`` (one output per request; the output becomes the next stage's payload).
 One thing the simulator has no field for is also kept: ``ready_s``, the moment each batch
 *could* have started (its worker free and the batching rule met). A real worker starts a
 little later, because a sleeping thread must be woken and get the GIL; ``start - ready`` is
-that dispatch delay.
+that dispatch delay. And ``cpu_s``, the CPU time the worker thread used on each batch: a
+batch whose wall time is well above its CPU time spent the difference waiting for the GIL or
+for a core.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from array import array
@@ -79,10 +82,12 @@ class LiveStage:
 
 
 class Clock:
-    """Seconds since ``start()`` on ``time.perf_counter`` (the same clock for every thread)."""
+    """Seconds since ``start()`` on ``time.perf_counter`` (the same clock for every thread);
+    minus infinity before ``start()``, so a worker that was idle since before the run counts
+    as free from the beginning."""
 
     def __init__(self) -> None:
-        self.t0 = time.perf_counter()
+        self.t0 = math.inf
 
     def start(self) -> None:
         self.t0 = time.perf_counter()
@@ -119,6 +124,7 @@ class StagePool:
         self.max_wait_s = stage.max_wait_ms / 1000.0
         self.timeout_s = None if stage.timeout_ms is None else stage.timeout_ms / 1000.0
         self.ready_s = array("d", [float("nan")]) * log.n
+        self.cpu_s = array("d", [float("nan")]) * log.n
         self.idle = 0
         self.closed = False
         self.threads = [
@@ -229,11 +235,14 @@ class StagePool:
     def _work(self) -> None:
         log, s, payloads, run = self.log, self.index, self.payloads, self.stage.run
         start_s, service_s, batch_size = log.start_s[s], log.service_s[s], log.batch_size[s]
+        cpu_s, thread_time = self.cpu_s, time.thread_time
         try:
             while (taken := self._take()) is not None:
                 batch, t_start = taken
+                cpu0 = thread_time()
                 outputs = run([payloads[rid] for rid in batch])
                 t_end = self.clock()
+                cpu = thread_time() - cpu0
                 if len(outputs) != len(batch):
                     raise RuntimeError(
                         f"stage {self.stage.name!r} returned {len(outputs)} outputs "
@@ -244,6 +253,7 @@ class StagePool:
                     start_s[rid] = t_start
                     service_s[rid] = t_end - t_start
                     batch_size[rid] = size
+                    cpu_s[rid] = cpu
                     payloads[rid] = out
                 self.on_exit(batch, t_end)
         except BaseException as exc:  # a failing stage ends the run; the caller re-raises
@@ -310,10 +320,16 @@ class LiveServer:
         """Requests neither finished nor dropped yet."""
         return self._left
 
-    def start(self) -> None:
-        self.clock.start()
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start the workers, wait until every one is idle at its queue, then start the clock."""
         for pool in self.pools:
             pool.start()
+        deadline = time.perf_counter() + timeout_s
+        while any(pool.idle < pool.stage.workers for pool in self.pools):
+            if time.perf_counter() > deadline:
+                raise RuntimeError("load-test workers did not start")
+            time.sleep(0.001)
+        self.clock.start()
 
     def submit(self, rids: Sequence[int]) -> None:
         self.pools[0].submit(rids)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from recsys.cost import (
     CostAssumptions,
@@ -26,10 +27,16 @@ from recsys.cost import (
 )
 from recsys.errors import ConfigError
 from recsys.experiment import SimOptions
-from recsys.plan import CataloguePlan, HardwareOption, PlanResult, plan_cheapest
+from recsys.plan import (
+    CataloguePlan,
+    HardwareOption,
+    PlanResult,
+    plan_cheapest,
+    quickest_specs,
+)
 from recsys.sim.engine import SimResult, StageSpec, simulate
 from recsys.sim.hardware import Hardware
-from recsys.sim.service import LogNormal, ServiceTimeModel
+from recsys.sim.service import EmpiricalServiceTime, LogNormal
 
 
 def api_stage(spec: StageSpec, api: HostedAPI) -> tuple[StageSpec, HardwareOption]:
@@ -54,10 +61,6 @@ def api_stage(spec: StageSpec, api: HostedAPI) -> tuple[StageSpec, HardwareOptio
         hardware=hardware,
     )
     return served, HardwareOption(hardware, api.max_concurrency)
-
-
-def _quickest(options: Sequence[HardwareOption]) -> HardwareOption:
-    return max(options, key=lambda o: (o.hardware.speed_factor, o.workers))
 
 
 def simulate_catalogue(
@@ -88,10 +91,9 @@ def simulate_catalogue(
     if chosen.plan is not None:
         final = list(chosen.plan.stages)
     else:
-        quickest = [_quickest(o).on(s, s.service) for s, o in zip(specs, catalogue, strict=True)]
         final = [
             s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas)
-            for s in quickest
+            for s in quickest_specs(specs, catalogue)
         ]
     o = options or SimOptions()
     result = simulate(
@@ -170,16 +172,17 @@ def month_fields(month: MonthlyCost, profile: TrafficProfile) -> dict[str, Any]:
 
 def for_catalogue(
     specs: Sequence[StageSpec],
-    profiled: Mapping[str, ServiceTimeModel],
+    profile: pd.DataFrame,
     catalogue: Sequence[Sequence[HardwareOption]] | None,
     apis: Mapping[str, HostedAPI],
 ) -> tuple[list[StageSpec], list[list[HardwareOption]]]:
-    """Stages with their service time as measured here (``profiled``), and each stage's
-    options: hosted-API stages their API, the rest the catalogue's options (or, without a
-    catalogue, the stage's own hardware, so only replicas are planned)."""
+    """Stages with their service time as measured here (``profile``, the timing table), and
+    each stage's options: hosted-API stages their API, the rest the catalogue's options (or,
+    without a catalogue, the stage's own hardware, so only replicas are planned)."""
     out_specs, out_options = [], []
     for i, spec in enumerate(specs):
-        here = dataclasses.replace(spec, service=profiled[spec.name])
+        measured = EmpiricalServiceTime.from_table(profile, stage=spec.name)
+        here = dataclasses.replace(spec, service=measured)
         if spec.name in apis:
             served, option = api_stage(here, apis[spec.name])
             out_specs.append(served)

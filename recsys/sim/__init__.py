@@ -9,11 +9,15 @@ Modules, one idea each:
 - ``hardware``: instance types with dated prices and speed factors.
 - ``workload`` / ``replay``: arrival processes (Poisson, diurnal, bursty, recorded traces) and
   ``record_arrivals``.
-- ``engine``: ``StageSpec`` and ``simulate`` (SimPy with callbacks); ``server`` holds the
-  per-stage queue/batcher/workers; ``autoscale`` the HPA-like autoscaler; ``records`` the
-  per-request log; ``results`` the ``SimResult`` summary.
+- ``engine``: ``StageSpec`` and ``simulate`` (picks an engine, see ``select``), and the SimPy
+  callback engine; ``server`` holds the per-stage queue/batcher/workers; ``autoscale`` the
+  HPA-like autoscaler; ``records`` the per-request log; ``results`` the ``SimResult`` summary.
 - ``naive``: the same model, one SimPy process per request (reference and benchmark).
-- ``fast``: Kiefer-Wolfowitz recursion for plain FIFO pipelines (same records, much faster).
+- ``fast`` / ``kernel``: the compiled engine (Numba): SimPy's events replayed in one loop, the
+  same per-request records at millions of requests per second; no autoscaler.
+- ``select``: ``engine="auto" | "simpy" | "fast" | "naive"`` (auto: compiled when it applies).
+- ``stream``: what ``record=False`` keeps instead of records (bounded-memory histograms,
+  percentiles within 0.2%), the same for every engine.
 - ``theory`` / ``validate``: closed forms (Erlang C, M/D/1, Pollaczek-Khinchine) and
   simulated-vs-analytic reports; ``replications``: independent-replication intervals.
 """
@@ -23,6 +27,7 @@ from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.hardware import Hardware
 from recsys.sim.replications import ReplicatedResult, simulate_replications
 from recsys.sim.results import SimResult, StageStats
+from recsys.sim.select import ENGINES, choose_engine
 from recsys.sim.service import (
     Deterministic,
     EmpiricalServiceTime,
@@ -36,6 +41,7 @@ from recsys.sim.validate import validate_queue
 from recsys.sim.workload import Bursty, Diurnal, Poisson, Replay, Workload, record_arrivals
 
 __all__ = [
+    "ENGINES",
     "AutoscalerSpec",
     "Bursty",
     "Deterministic",
@@ -54,6 +60,7 @@ __all__ = [
     "StageSpec",
     "StageStats",
     "Workload",
+    "choose_engine",
     "record_arrivals",
     "simulate",
     "simulate_replications",

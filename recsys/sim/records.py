@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,21 @@ OUTCOMES = ("ok", "timeout", "shed")
 
 
 class RequestLog:
-    """Filled during a run (``array.array`` slots are cheap to set from Python), read after."""
+    """Filled during a run (``array.array`` slots are cheap to set from Python), read after.
+
+    Engines that fill NumPy arrays directly build it with :meth:`from_arrays`; the per-stage
+    fields are then rows of the ``[n_stages, n]`` arrays kept in ``stacked``.
+    """
+
+    enqueue_s: list[Any]
+    start_s: list[Any]
+    service_s: list[Any]
+    batch_size: list[Any]
+    queue_len: list[Any]
+    outcome: Any
+    drop_stage: Any
+    done_s: Any
+    stacked: dict[str, np.ndarray]
 
     def __init__(self, arrival_s: np.ndarray, n_stages: int) -> None:
         n = int(arrival_s.size)
@@ -41,6 +56,38 @@ class RequestLog:
         self.outcome = array("b", [PENDING]) * n
         self.drop_stage = array("b", [-1]) * n
         self.done_s = floats()
+        self.stacked = {}
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrival_s: np.ndarray,
+        *,
+        enqueue_s: np.ndarray,
+        start_s: np.ndarray,
+        service_s: np.ndarray,
+        batch_size: np.ndarray,
+        queue_len: np.ndarray,
+    ) -> RequestLog:
+        """A log over caller-owned ``[n_stages, n]`` arrays (for engines that fill NumPy
+        arrays directly); outcomes start pending."""
+        log = cls.__new__(cls)
+        n = int(arrival_s.size)
+        log.n = n
+        log.arrival_s = arrival_s
+        log.stacked = {
+            "enqueue_s": enqueue_s,
+            "start_s": start_s,
+            "service_s": service_s,
+            "batch_size": batch_size,
+            "queue_len": queue_len,
+        }
+        log.enqueue_s, log.start_s, log.service_s = list(enqueue_s), list(start_s), list(service_s)
+        log.batch_size, log.queue_len = list(batch_size), list(queue_len)
+        log.outcome = np.full(n, PENDING, dtype=np.int8)
+        log.drop_stage = np.full(n, -1, dtype=np.int8)
+        log.done_s = np.full(n, math.nan)
+        return log
 
     def drop(self, rid: int, code: int, stage: int, t: float) -> None:
         """Record that request ``rid`` left the system at ``t`` without a reply."""

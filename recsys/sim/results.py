@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from recsys.metrics_latency import latency_summary_ms, percentiles_ms
+from recsys.metrics_latency import Histogram, latency_summary_ms, percentiles_ms
 from recsys.sim.records import OK, OUTCOMES, PENDING, SHED, RequestLog
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ class SimResult:
     timeseries: pd.DataFrame
     records: pd.DataFrame | None
     info: RunInfo
-    e2e_ms: np.ndarray = field(repr=False)
+    e2e_ms: np.ndarray = field(repr=False)  # measured completed requests (empty when streamed)
+    e2e_hist: Histogram | None = field(default=None, repr=False)  # record=False: seconds
 
     @property
     def offered_qps(self) -> float:
@@ -95,11 +96,14 @@ class SimResult:
     def sla_attainment(self, threshold_ms: float) -> float:
         """Share of measured requests answered within ``threshold_ms`` (drops count as misses)."""
         measured = self.requests["measured"]
-        return (
-            float(np.count_nonzero(self.e2e_ms <= threshold_ms) / measured)
-            if measured
-            else math.nan
-        )
+        if not measured:
+            return math.nan
+        if self.e2e_hist is not None:  # streamed: within the histogram's resolution
+            hist = self.e2e_hist
+            return (
+                hist.fraction_at_most(threshold_ms / 1000.0) * hist.n / measured if hist.n else 0.0
+            )
+        return float(np.count_nonzero(self.e2e_ms <= threshold_ms) / measured)
 
     def meets_sla(self, p99_ms: float) -> bool:
         """p99 within the target, nothing dropped and a stable queue."""
@@ -278,11 +282,28 @@ def summarize(
     replica_logs: Mapping[int, ReplicaLog],
     record: bool,
 ) -> SimResult:
-    """Turn a finished run's log into a :class:`SimResult`."""
+    """Turn a finished run's log into a :class:`SimResult`.
+
+    With ``record=False`` the summary is the streaming one (:mod:`recsys.sim.stream`), the
+    same that the compiled engine computes without keeping a log, so engines agree.
+    """
+    if (np.frombuffer(log.outcome, dtype=np.int8) == PENDING).any():
+        raise RuntimeError("simulation ended with requests still in flight (engine bug)")
+    if not record:
+        from recsys.sim.stream import StreamStats, first_measured, summarize_stream
+
+        streamed = StreamStats.from_log(log, len(stages), info)
+        return summarize_stream(
+            streamed,
+            stages,
+            info,
+            n_requests=log.n,
+            n_measured=log.n - first_measured(log.arrival_s, info.warmup_s),
+            window=window,
+            replica_logs=replica_logs,
+        )
     a = log.arrays()
     outcome = a["outcome"]
-    if (outcome == PENDING).any():
-        raise RuntimeError("simulation ended with requests still in flight (engine bug)")
     measured = a["arrival_s"] >= info.warmup_s
     ok = measured & (outcome == OK)
     e2e_ms = ((a["done_s"] - a["arrival_s"]) * 1000.0)[ok]
@@ -316,7 +337,7 @@ def summarize(
         unstable=bool(instability),
         instability=instability,
         timeseries=_timeseries(a, stages, info, replica_logs),
-        records=log.to_frame([s.name for s in stages]) if record else None,
+        records=log.to_frame([s.name for s in stages]),
         info=info,
         e2e_ms=e2e_ms,
     )

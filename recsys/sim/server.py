@@ -50,6 +50,7 @@ class StageServer:
         index: int,
         sampler: BatchSampler,
         log: RequestLog,
+        window: tuple[float, float] | None = None,
     ) -> None:
         self.env = env
         self.spec = spec
@@ -66,10 +67,16 @@ class StageServer:
         self.workers = spec.replicas * spec.workers_per_replica
         self.busy = 0
         self.retiring = 0
-        self.max_queue = 0
         self._timer_at: float | None = None
         self._enq = log.enqueue_s[index]
-        # Time integrals of busy workers and of workers present, for utilisation.
+        self._qlen = log.queue_len[index]
+        self._start_s, self._svc = log.start_s[index], log.service_s[index]
+        self._bsz = log.batch_size[index]
+        # Time integrals of busy workers and of workers present, for utilisation (and the
+        # autoscaler). With a fixed pool and a measurement ``window`` it is cheaper to add
+        # each batch's overlap with the window when it starts (``busy_window``).
+        self.window = window
+        self.busy_window = 0.0
         self.busy_area = 0.0
         self.worker_area = 0.0
         self._last_t = 0.0
@@ -89,10 +96,10 @@ class StageServer:
     def arrive_many(self, batch: list[int]) -> None:
         """Requests ``batch`` reach this stage now (together, e.g. a batch from upstream)."""
         now = self.env.now
-        queue, log, s = self.queue, self.log, self.index
+        queue = self.queue
         if self.timeout_s is not None:
             self._expire(now)
-        queue_len, enq = log.queue_len[s], self._enq
+        queue_len, enq = self._qlen, self._enq
         for rid in batch:
             queue_len[rid] = len(queue)
             enq[rid] = now
@@ -102,8 +109,7 @@ class StageServer:
             while len(queue) > self.capacity:  # then the newest arrivals beyond capacity go
                 rid = queue.pop()
                 enq[rid] = math.nan
-                log.drop(rid, SHED, s, now)
-        self.max_queue = max(self.max_queue, len(queue))
+                self.log.drop(rid, SHED, self.index, now)
 
     def _expire(self, now: float) -> None:
         """Drop the queue head while it has waited longer than the timeout (FIFO: oldest first)."""
@@ -140,12 +146,18 @@ class StageServer:
         self._dispatch(self.env.now)
 
     def _start(self, now: float, size: int) -> None:
-        queue, log, s = self.queue, self.log, self.index
-        batch = [queue.popleft() for _ in range(size)]
+        queue = self.queue
+        batch = [queue.popleft()] if size == 1 else [queue.popleft() for _ in range(size)]
         service = self.sample(size)
-        self.account()
+        if self.window is None:
+            self.account()
+        else:
+            t0, t1 = self.window
+            lo, hi = max(now, t0), min(now + service, t1)
+            if hi > lo:
+                self.busy_window += hi - lo
         self.busy += 1
-        start, svc, bsz = log.start_s[s], log.service_s[s], log.batch_size[s]
+        start, svc, bsz = self._start_s, self._svc, self._bsz
         for rid in batch:
             start[rid] = now
             svc[rid] = service
@@ -154,7 +166,8 @@ class StageServer:
         done.callbacks.append(self._on_done)
 
     def _on_done(self, event: Event) -> None:
-        self.account()
+        if self.window is None:
+            self.account()
         self.busy -= 1
         if self.retiring:
             self.retiring -= 1

@@ -98,9 +98,8 @@ class Poisson:
     ) -> np.ndarray:
         check_horizon(duration_s, n_requests)
         if n_requests is not None:
-            return cut(
-                np.cumsum(rng.exponential(1.0 / self.rate_qps, int(n_requests))), duration_s, None
-            )
+            gaps = rng.exponential(1.0 / self.rate_qps, int(n_requests))
+            return cut(np.cumsum(gaps, out=gaps), duration_s, None)  # in place: one array
         assert duration_s is not None
         count = rng.poisson(self.rate_qps * duration_s)
         return np.sort(rng.uniform(0.0, duration_s, count))

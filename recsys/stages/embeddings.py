@@ -59,15 +59,17 @@ class _Towers(nn.Module):
         n_items, n_categories = len(cat), int(cat.max()) + 1
         self.register_buffer("cat", torch.from_numpy(cat))
         self.register_buffer("log_q", torch.from_numpy(log_q.astype(np.float32)))
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
-        self.category = nn.Embedding(n_categories, dim)
-        self.bias = nn.Embedding(n_items, 1)
+        # Sparse gradients: a step touches only the rows in the batch, not a 1M-row table.
+        self.user = nn.Embedding(n_users, dim, sparse=True)
+        self.item = nn.Embedding(n_items, dim, sparse=True)
+        self.category = nn.Embedding(n_categories, dim, sparse=True)
+        self.bias = nn.Embedding(n_items, 1, sparse=True)
         nn.init.normal_(self.user.weight, std=1e-3)
         nn.init.normal_(self.category.weight, std=0.1)
-        # Item offsets start at zero: an item never trained on sits at its category vector
-        # (clustered, as side features place cold items), not at a random direction.
-        nn.init.zeros_(self.item.weight)
+        # Item offsets start near zero: an item never trained on sits next to its category
+        # vector (clustered, as side features place cold items), not at a random direction;
+        # the small noise keeps such items distinct (no exact ties in a search).
+        nn.init.normal_(self.item.weight, std=0.01)
         nn.init.zeros_(self.bias.weight)
 
     def users(self, u: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -91,6 +93,8 @@ class TwoTower:
     """
 
     name = "two_tower"
+    #: Bumped whenever training changes, so cached embeddings of older code are not reused.
+    artifact_version = 2
 
     def __init__(
         self,
@@ -139,7 +143,7 @@ class TwoTower:
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
         log_q = np.log(np.maximum(counts, 1.0) / counts.sum())
         model = _Towers(train.n_users, _categories(train), log_q, self.dim - 1)
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.SparseAdam(list(model.parameters()), lr=self.lr)
         users = torch.from_numpy(train.users.astype(np.int64))
         items = torch.from_numpy(train.items.astype(np.int64))
         start = time.perf_counter()
@@ -175,11 +179,11 @@ class TwoTower:
             j = torch.randint(n_items, (len(i),), generator=gen)
             pos = (uvec * model.items(i, self.normalize)).sum(-1) + model.bias(i)[:, 0]
             neg = (uvec * model.items(j, self.normalize)).sum(-1) + model.bias(j)[:, 0]
-            return -nn.functional.logsigmoid(pos - neg).mean()
+            return -nn.functional.logsigmoid(pos - neg).mean() + self._l2(model, u, i)
         if self.n_negatives >= n_items:  # full softmax: every item is a candidate
             cand = torch.arange(n_items)
-            logits = uvec @ model.items(cand, self.normalize).T + model.bias.weight[:, 0]
-            return nn.functional.cross_entropy(logits, i)
+            logits = uvec @ model.items(cand, self.normalize).T + model.bias(cand)[:, 0]
+            return nn.functional.cross_entropy(logits, i) + self._l2(model, u, i)
         # Mixed negatives: in-batch items (popularity-sampled) and uniform items, each
         # corrected by the log of its sampling probability so the softmax is unbiased.
         uniform = torch.randint(n_items, (max(self.n_negatives, 0),), generator=gen)
@@ -197,7 +201,14 @@ class TwoTower:
         accidental = i[:, None] == cand[None, :]
         accidental[torch.arange(len(i)), torch.arange(len(i))] = False
         logits = logits.masked_fill(accidental, -1e9)
-        return nn.functional.cross_entropy(logits, torch.arange(len(i)))
+        return nn.functional.cross_entropy(logits, torch.arange(len(i))) + self._l2(model, u, i)
+
+    def _l2(self, model: _Towers, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor | float:
+        """``weight_decay`` as an L2 penalty on the rows of this batch (sparse-friendly)."""
+        if self.weight_decay <= 0:
+            return 0.0
+        rows = model.user(u).pow(2).sum(-1).mean() + model.item(i).pow(2).sum(-1).mean()
+        return self.weight_decay * rows
 
     @torch.no_grad()
     def _export(self, model: _Towers, train: Interactions) -> None:
@@ -208,7 +219,13 @@ class TwoTower:
         uvec[torch.from_numpy(~has_history)] = 0.0
         ones = torch.ones(train.n_users, 1)
         self.user_embeddings_ = torch.cat([uvec, ones], 1).numpy().astype(np.float32)
-        item = torch.cat([ivec, model.bias.weight], 1).numpy().astype(np.float32)
+        # Items without training interactions have no evidence: give them the lowest bias of
+        # any trained item so they never crowd out items users were seen to choose.
+        bias = model.bias.weight.clone()
+        trained = torch.from_numpy(np.bincount(train.items, minlength=train.n_items) > 0)
+        if trained.any():
+            bias[~trained] = bias[trained].min()
+        item = torch.cat([ivec, bias], 1).numpy().astype(np.float32)
         self.item_embeddings_ = np.ascontiguousarray(item)
 
     def save(self, path: str | Path) -> None:

@@ -1,7 +1,10 @@
 """Hand-computed runs: tiny deterministic arrivals and service, exact event times.
 
-Every case runs on both engines (callbacks and process-per-request), which must agree.
+Every case runs on all three engines (SimPy callbacks, process-per-request, compiled), which
+must agree.
 """
+
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,13 +12,12 @@ import pytest
 from recsys.errors import ConfigError
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.hardware import Hardware
-from recsys.sim.naive import simulate_naive
 from recsys.sim.service import Deterministic, Exponential
 
 
-@pytest.fixture(params=[simulate, simulate_naive], ids=["callbacks", "naive"])
+@pytest.fixture(params=["simpy", "naive", "fast"])
 def run(request):
-    return request.param
+    return partial(simulate, engine=request.param)
 
 
 def _col(result, name):
@@ -74,9 +76,9 @@ def test_timeouts_leave_at_exactly_their_deadline(run):
     assert r.completed == 2
 
 
-def test_waiting_exactly_the_timeout_is_still_served():
+def test_waiting_exactly_the_timeout_is_still_served(run):
     stage = StageSpec("s", Deterministic(1000.0), timeout_ms=500.0)
-    r = simulate([0.0, 0.5], [stage])
+    r = run([0.0, 0.5], [stage])
     assert _col(r, "outcome") == ["ok", "ok"]
     assert _col(r, "done_s") == [1.0, 2.0]
 
@@ -139,9 +141,9 @@ def test_hardware_is_priced_not_applied_twice(run):
     assert r.stages[0].hardware == "c7i.large"
 
 
-def test_utilisation_of_a_deterministic_run():
+def test_utilisation_of_a_deterministic_run(run):
     # Busy 0..1 and 2..3 out of the window 0..2 (the last arrival): 1.5 s busy of 2 s.
-    r = simulate([0.0, 2.0], [StageSpec("s", Deterministic(1000.0))])
+    r = run([0.0, 2.0], [StageSpec("s", Deterministic(1000.0))])
     assert r.stages[0].utilization == pytest.approx(0.5)
 
 

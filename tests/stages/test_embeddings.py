@@ -57,3 +57,10 @@ def test_bad_parameters():
         TwoTower(loss="hinge").fit(two_taste_data())
     with pytest.raises(ConfigError, match="dim"):
         TwoTower(dim=1).fit(two_taste_data())
+
+
+def test_items_never_trained_on_get_the_lowest_bias():
+    train = interactions([(0, 0), (1, 0), (1, 1), (2, 1), (2, 2)], n_items=5)  # 3, 4 unseen
+    model = TwoTower(dim=4, epochs=5, batch_size=2, n_negatives=2).fit(train)
+    bias = model.item_embeddings_[:, -1]
+    assert bias[3] == bias[4] == bias[:3].min()

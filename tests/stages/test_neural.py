@@ -48,6 +48,7 @@ def test_onnx_matches_torch_and_int8_stays_close(valid_candidates, mlp, tmp_path
     assert recall_against(top_int8, top_native) > 0.9
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_save_restore_round_trip_and_corrupt_weights(valid_candidates, mlp, tmp_path):
     mlp.save(tmp_path)
     loaded = MLPRanker.load(tmp_path)

@@ -1,0 +1,149 @@
+"""``recsys-loadtest`` end to end: one load test, the calibration report, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from recsys.cli.common import CONF_DIR
+from recsys.cli.loadtest import run
+from recsys.errors import ConfigError
+
+# Training is cached across the tests of this module; runs stay small (tiny data).
+SMALL = [
+    "experiment=calibrate",
+    "progress=false",
+    "profile.repeats=20",
+    "profile.batch_sizes=[1,2]",
+    "profile.sample_users=32",
+    # A busy test machine wakes threads late; these tests check plumbing, not fidelity.
+    "loadtest.limits.max_lag_ms=1000",
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def loadtest(cache: Path, out: Path, *args: str, timeout: float = 240):
+    env = dict(os.environ, OMP_NUM_THREADS="1", RECSYS_CACHE_DIR=str(cache))
+    return subprocess.run(
+        [sys.executable, "-m", "recsys.cli.loadtest", *args, f"hydra.run.dir={out}"],
+        cwd=out.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_one_load_test_writes_records_in_the_simulators_format(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = loadtest(
+        cache_dir,
+        out,
+        *SMALL,
+        "loadtest.mode=run",
+        "loadtest.n_requests=200",
+        "loadtest.warmup_requests=20",
+        "traffic.peak_qps=100",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "loadtest.json").read_text())
+    assert doc["status"] == "ok"
+    assert doc["requests"] == 200
+    assert doc["real_ms"]["end_to_end"]["p50"] > 0
+    assert set(doc["comparison"]["end_to_end"]) >= {"sim_p99_ms", "real_p99_ms", "err_p99"}
+    real = pd.read_parquet(out / "records.parquet")
+    sim = pd.read_parquet(out / "sim_records.parquet")
+    assert list(real.columns) == list(sim.columns)
+    assert (real["arrival_s"].to_numpy() == sim["arrival_s"].to_numpy()).all()  # same arrivals
+    assert "load test: ok" in proc.stdout
+
+
+def test_an_impossible_trace_exits_2_as_generator_behind(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = loadtest(
+        cache_dir,
+        out,
+        *SMALL[:-1],
+        "loadtest.mode=run",
+        "loadtest.n_requests=100000",
+        "traffic.peak_qps=1000000",
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert err[-1].startswith("recsys: error: the load generator")
+    assert "behind its schedule" in err[-1]
+    doc = json.loads((out / "loadtest.json").read_text())
+    assert doc["status"] == "generator_behind"
+    assert doc["real_ms"] is None  # not reported as latency
+
+
+def test_a_bad_setting_fails_in_one_line(cache_dir, tmp_path):
+    proc = loadtest(cache_dir, tmp_path / "run", *SMALL, "loadtest.mode=bogus", timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "recsys: error: loadtest.mode must be run or calibrate, got 'bogus'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loadtest.limits.max_lag_ms=0", "loadtest.max_lag_ms must be positive"),
+        ("loadtest.calibration.utilizations=[0]", "utilizations must lie in"),
+        ("loadtest.calibration.capacity=guess", "capacity must be measured or profile"),
+        ("loadtest.switch_interval_ms=-1", "switch_interval_ms must be positive"),
+        ("+loadtest.limits.bogus=1", "loadtest.limits"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(tmp_path, monkeypatch, override, message):
+    monkeypatch.chdir(tmp_path)
+    with initialize_config_dir(str(CONF_DIR)):
+        cfg = compose("loadtest/config", overrides=[*SMALL, override])
+    with pytest.raises(ConfigError, match=message):
+        run(cfg)
+
+
+def test_calibrate_experiment_writes_the_report(cache_dir, tmp_path):
+    out = tmp_path / "cal"
+    proc = loadtest(
+        cache_dir,
+        out,
+        *SMALL,
+        "loadtest.calibration.utilizations=[0.3,0.6]",
+        "loadtest.calibration.n_requests=200",
+        "loadtest.calibration.warmup_requests=20",
+        "loadtest.calibration.probe_requests=100",
+        "loadtest.calibration.capacity_requests=200",
+        # Two quick pairings (the experiment's own train a large MLP).
+        "loadtest.calibration.pairings=["
+        "{name: hnsw+lightgbm, overrides: ['ranking=lightgbm_small']},"
+        "{name: ivf+mlp, overrides: ['retrieval=ivf', 'retrieval.nlist=16', 'ranking=mlp',"
+        " 'ranking.epochs=2']}]",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((out / "calibration.json").read_text())
+    assert {r["pairing"] for r in doc["levels"]} == {"hnsw+lightgbm", "ivf+mlp"}
+    keys = {"pairing", "utilization", "stage", "sim_p50_ms", "real_p50_ms", "sim_p99_ms"}
+    for row in doc["levels"]:
+        assert keys | {"real_p99_ms"} <= set(row)
+    assert {r["stage"] for r in doc["levels"]} == {"retrieval", "ranking", "end_to_end"}
+    assert len(doc["levels"]) == 2 * 2 * 3
+    assert (out / "cdf_hnsw+lightgbm.png").exists()
+    assert (out / "cdf_ivf+mlp.png").exists()
+    text = (out / "calibration.md").read_text()
+    assert "## hnsw+lightgbm" in text and "## ivf+mlp" in text
+    assert "calibration (end to end" in proc.stdout

@@ -1,0 +1,149 @@
+"""Calibration on stages with known service times: the report's schema, and its pieces."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.errors import ConfigError
+from recsys.loadtest.calibrate import (
+    CalibrationOptions,
+    Pairing,
+    arrivals_at,
+    calibrate_pairing,
+    profile_capacity_qps,
+    profiled_models,
+)
+from recsys.loadtest.compare import fill_batch_sizes, relative_error, service_table
+from recsys.loadtest.report import (
+    REQUIRED_LEVEL_KEYS,
+    calibration_doc,
+    check_calibration,
+    plot_cdfs,
+    render_markdown,
+    targets_met,
+    to_json,
+)
+from recsys.loadtest.run import LoadTestLimits
+from recsys.loadtest.server import LiveStage
+from recsys.sim.workload import Poisson
+from tests.loadtest.conftest import sleeper
+
+TARGETS = {"p50": 0.05, "p99": 0.10, "max_utilization": 0.7}
+
+
+def _profile(ms: dict[str, float]) -> pd.DataFrame:
+    rows = [
+        (stage, "sleep", b, 10, t * (1 + 0.2 * (b - 1)))
+        for stage, t in ms.items()
+        for b in (1, 2)
+        for _ in range(20)
+    ]
+    return pd.DataFrame(rows, columns=["stage", "kind", "batch_size", "n_candidates", "service_ms"])
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    stages = [LiveStage("retrieval", sleeper(1.0)), LiveStage("ranking", sleeper(2.0))]
+    pairing = Pairing(
+        "sleep+sleep",
+        stages,
+        _profile({"retrieval": 1.0, "ranking": 2.0}),
+        np.arange(10),
+        Poisson(100.0),
+    )
+    options = CalibrationOptions(
+        utilizations=(0.3, 0.6),
+        n_requests=250,
+        warmup_requests=25,
+        probe_requests=120,
+        capacity="profile",
+        min_batch_samples=10,
+    )
+    return calibrate_pairing(pairing, options, LoadTestLimits(max_lag_ms=1000.0))
+
+
+def test_calibration_json_has_the_documented_levels(calibrated, tmp_path):
+    doc = calibration_doc([calibrated], run={"seed": 0}, machine={}, settings={}, targets=TARGETS)
+    check_calibration(doc)
+    rows = doc["levels"]
+    assert len(rows) == 2 * 3  # two levels x (two stages + end_to_end)
+    assert {r["stage"] for r in rows} == {"retrieval", "ranking", "end_to_end"}
+    assert {r["utilization"] for r in rows} == {0.3, 0.6}
+    for row in rows:
+        assert set(REQUIRED_LEVEL_KEYS) <= set(row)
+        assert row["pairing"] == "sleep+sleep"
+        assert row["model"] == "calibrated"
+        assert set(row["profiled"]) >= {"sim_p50_ms", "real_p99_ms", "err_p99"}
+        assert row["real_p50_ms"] <= row["real_p99_ms"]
+    parsed = json.loads(to_json(doc))
+    assert parsed["levels"][0]["pairing"] == "sleep+sleep"
+    assert doc["pairings"][0]["capacity_qps"] == pytest.approx(1000 / 2.0)
+    assert "sleep+sleep" in doc["targets"]["verdict"]
+    text = render_markdown(doc, {"sleep+sleep": "cdf.png"})
+    assert "| 30% | end_to_end |" in text
+    assert "![CDF overlays of sleep+sleep](cdf.png)" in text
+    png = plot_cdfs(calibrated, tmp_path / "cdf.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_known_service_times_are_simulated_closely(calibrated):
+    # Sleeping stages do what the profile says (plus wake-up jitter), so the simulated
+    # median is near the measured one; a server that batched or timed differently is not.
+    e2e = [r for r in calibrated.rows() if r["stage"] == "end_to_end" and r["utilization"] == 0.3]
+    assert abs(e2e[0]["err_p50"]) < 0.25, e2e[0]
+
+
+def test_check_calibration_refuses_missing_keys():
+    with pytest.raises(ValueError, match="levels"):
+        check_calibration({"levels": []})
+    with pytest.raises(ValueError, match="real_p99_ms"):
+        check_calibration({"levels": [dict.fromkeys(REQUIRED_LEVEL_KEYS[:-1], 1)]})
+
+
+def test_arrivals_are_rescaled_to_the_level_rate():
+    times = arrivals_at(Poisson(10.0), 250.0, 1001, np.random.default_rng(0))
+    assert times[0] == 0.0
+    assert 1000 / times[-1] == pytest.approx(250.0)
+    with pytest.raises(ConfigError):
+        CalibrationOptions(utilizations=(0.0,))
+
+
+def test_capacity_from_the_profile_is_the_slowest_stage_in_full_batches():
+    stages = [LiveStage("a", sleeper(1)), LiveStage("b", sleeper(1), max_batch=2, replicas=3)]
+    models = profiled_models(_profile({"a": 2.0, "b": 5.0}), ["a", "b"])
+    caps = profile_capacity_qps(stages, models)
+    assert caps["a"] == pytest.approx(500.0)
+    assert caps["b"] == pytest.approx(3 * 2 / 0.006)
+
+
+def test_service_table_adds_dispatch_and_keeps_one_row_per_batch():
+    records = pd.DataFrame(
+        {
+            "arrival_s": [0.0, 0.0, 1.0],
+            "a_start_s": [0.1, 0.1, 1.2],
+            "a_batch_size": [2, 2, 1],
+            "a_service_ms": [3.0, 3.0, 1.0],
+        }
+    )
+    table = service_table(records, ["a"], warmup_s=0.0, dispatch_ms={"a": np.array([1, 1, 0.5])})
+    assert table["batch_size"].tolist() == [2, 1]
+    assert table["service_ms"].tolist() == [4.0, 1.5]
+    filled = fill_batch_sizes(table, _profile({"a": 9.0}), min_samples=1)
+    # Batch sizes 1 and 2 were measured: nothing comes from the profile.
+    assert (filled["source"] == "load test").all()
+    assert set(filled["n_candidates"]) == {10}
+
+
+def test_errors_and_targets():
+    assert relative_error(11.0, 10.0) == pytest.approx(0.1)
+    assert math.isnan(relative_error(1.0, 0.0))
+    row = {"pairing": "p", "stage": "end_to_end", "status": "ok", "err_p50": 0.01, "err_p99": 0.05}
+    rows = [{**row, "utilization": 0.3}, {**row, "utilization": 0.85, "err_p99": 0.5}]
+    assert targets_met(rows)["p"] == {"met": True, "failed_levels": []}
+    rows.append({**row, "utilization": 0.5, "status": "generator_behind"})
+    assert targets_met(rows)["p"] == {"met": False, "failed_levels": [0.5]}
