@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +30,21 @@ RANKING = ("lightgbm", "lightgbm_small", "popularity", "none")
 QPS = (500, 1000, 2000)
 
 
-def command(out: Path, launcher: str | None, extra: list[str]) -> list[str]:
+def command(
+    out: Path,
+    launcher: str | None,
+    extra: list[str],
+    grid: tuple[Sequence[str], Sequence[str], Sequence[int]] = (RETRIEVAL, RANKING, QPS),
+) -> list[str]:
+    retrieval, ranking, qps = grid
     exe = Path(sys.executable).with_name("recsys-sim")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "recsys.cli.sim"]
     cmd += [
         "-m",
         "experiment=smoke",
-        f"retrieval={','.join(RETRIEVAL)}",
-        f"ranking={','.join(RANKING)}",
-        f"traffic.peak_qps={','.join(str(q) for q in QPS)}",
+        f"retrieval={','.join(retrieval)}",
+        f"ranking={','.join(ranking)}",
+        f"traffic.peak_qps={','.join(str(q) for q in qps)}",
         "progress=false",
         "write_records=false",
         f"hydra.sweep.dir={out / 'multirun'}",
@@ -52,7 +59,11 @@ def default_launcher() -> str | None:
 
 
 def run_sweep(
-    out: Path, launcher: str | None, cache: Path | None, extra: list[str]
+    out: Path,
+    launcher: str | None,
+    cache: Path | None,
+    extra: list[str],
+    grid: tuple[Sequence[str], Sequence[str], Sequence[int]] = (RETRIEVAL, RANKING, QPS),
 ) -> dict[str, Any]:
     """Run the sweep once from a clean output directory; summarise what it produced."""
     if (out / "multirun").exists():
@@ -61,7 +72,7 @@ def run_sweep(
     env = dict(os.environ)
     cache = cache or out / "cache"
     env["RECSYS_CACHE_DIR"] = str(cache)
-    cmd = command(out, launcher, extra)
+    cmd = command(out, launcher, extra, grid)
     start = time.perf_counter()
     with open(out / "sweep.log", "w") as log:
         proc = subprocess.run(
@@ -73,7 +84,7 @@ def run_sweep(
     for path in results:
         doc = json.loads(path.read_text())
         durations.append(float(doc.get("run", {}).get("duration_s", float("nan"))))
-    jobs = len(RETRIEVAL) * len(RANKING) * len(QPS)
+    jobs = len(grid[0]) * len(grid[1]) * len(grid[2])
     return {
         "command": " ".join(cmd),
         "launcher": launcher or "basic",
@@ -97,12 +108,20 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=None, help="default: OUT/cache (fresh)")
     parser.add_argument("--keep-cache", action="store_true", help="do not empty the cache first")
+    parser.add_argument("--retrieval", default=",".join(RETRIEVAL))
+    parser.add_argument("--ranking", default=",".join(RANKING))
+    parser.add_argument("--qps", default=",".join(str(q) for q in QPS))
     parser.add_argument("extra", nargs="*", help="more Hydra overrides")
     args = parser.parse_args()
     cache = args.cache or args.out / "cache"
     if cache.exists() and not args.keep_cache:
         shutil.rmtree(cache)
-    summary = run_sweep(args.out, args.launcher or None, cache, args.extra)
+    grid = (
+        args.retrieval.split(","),
+        args.ranking.split(","),
+        [int(q) for q in args.qps.split(",")],
+    )
+    summary = run_sweep(args.out, args.launcher or None, cache, args.extra, grid)
     (args.out / "sweep.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 

@@ -79,13 +79,15 @@ def serving_options(cfg: DictConfig, stages: list[str]) -> dict[str, ex.ServingO
 
 def hardware_for(cfg: DictConfig, stages: list[str]) -> dict[str, Hardware]:
     """The ``hardware`` option for every stage, unless ``stage_hardware.<stage>`` overrides it."""
-    default = build(cfg.hardware, "hardware")
+    default = scenario_config.priced_hardware(cfg.hardware, "hardware", build)
     per_stage = cfg.get("stage_hardware") or {}
     unknown = set(per_stage) - set(stages)
     if unknown:
         raise ConfigError(f"stage_hardware names unknown stage(s) {sorted(unknown)}")
     return {
-        name: build(per_stage[name], f"stage_hardware.{name}") if name in per_stage else default
+        name: scenario_config.priced_hardware(per_stage[name], f"stage_hardware.{name}", build)
+        if name in per_stage
+        else default
         for name in stages
     }
 
@@ -161,6 +163,7 @@ def run(cfg: DictConfig, out: Path | None = None) -> dict[str, Any]:
         confidence=float(cfg.sim.confidence),
         timeseries_bin_s=float(cfg.sim.timeseries_bin_s),
         autoscaler=build(cfg.sim.autoscaler, "sim.autoscaler") if cfg.sim.autoscaler else None,
+        engine=str(cfg.sim.get("engine", "auto")),
     )
     chosen = None
     if (catalogue is not None or apis) and replicas is None:

@@ -48,11 +48,12 @@ def hosted_apis(cfg: DictConfig, stages: Sequence[str]) -> dict[str, HostedAPI]:
     return apis
 
 
-def _hardware(name: str, node: Any, build: Callable[[Any, str], Any]) -> Hardware:
-    where = f"catalogue.{name}"
+def priced_hardware(node: Any, where: str, build: Callable[[Any, str], Any]) -> Hardware:
+    """The hardware of config node ``node`` (``where`` names it in errors), refusing one
+    without a price before instantiating it."""
     if node is None:
         raise ConfigError(f"{where} needs a hardware node (e.g. from conf/hardware)")
-    shown = node.get("name", name) if hasattr(node, "get") else name
+    shown = node.get("name", where) if hasattr(node, "get") else where
     price_missing = (
         OmegaConf.is_missing(node, "price_per_hour_usd")
         if isinstance(node, DictConfig)
@@ -63,9 +64,9 @@ def _hardware(name: str, node: Any, build: Callable[[Any, str], Any]) -> Hardwar
             f"{where}: price missing for hardware {shown!r} (set price_per_hour_usd, with "
             "price_date and price_source)"
         )
-    hardware = build(node, f"{where}.hardware")
+    hardware = build(node, where)
     if not isinstance(hardware, Hardware):
-        raise ConfigError(f"{where}.hardware must build a recsys.sim.hardware.Hardware")
+        raise ConfigError(f"{where} must build a recsys.sim.hardware.Hardware")
     return hardware
 
 
@@ -91,7 +92,7 @@ def catalogue(
                 f"catalogue.{name}: unknown key(s) {sorted(unknown)}; valid: "
                 f"{', '.join(sorted(_OPTION_KEYS))}"
             )
-        hardware = _hardware(str(name), (entry or {}).get("hardware"), build)
+        hardware = priced_hardware((entry or {}).get("hardware"), f"catalogue.{name}", build)
         option = HardwareOption(hardware, entry.get("workers_per_replica"))
         kinds = list(entry.get("kinds") or [])
         stages = list(entry.get("stages") or [])

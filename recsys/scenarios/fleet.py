@@ -107,7 +107,12 @@ def simulate_catalogue(
         confidence=o.confidence,
         timeseries_bin_s=o.timeseries_bin_s,
     )
-    return final, result, chosen.plan if chosen.feasible else None, chosen
+    plan = chosen.plan
+    if not chosen.feasible:  # said so in result.json's plan: infeasible at any size
+        trail = plan.trail if plan is not None else ()
+        p99 = float(result.latency_ms["p99"])
+        plan = PlanResult(tuple(final), False, p99, sla_p99_ms, chosen.reason, trail)
+    return final, result, plan, chosen
 
 
 def traffic_profile(workload: object, qps: float) -> TrafficProfile:

@@ -10,8 +10,8 @@ engine, which :func:`recsys.sim.select.choose_engine` does automatically).
 
 With ``record=False`` nothing per request is kept: the kernel fills the streaming
 accumulators of :mod:`recsys.sim.stream` (percentiles within 0.2%), so memory is bounded by
-the requests in flight plus the ``arrivals`` array itself (about 130 MB for 10M requests,
-most of it the arrivals).
+the requests in flight: 10M requests need about 10 MB beyond their 76 MB ``arrivals`` array
+(the whole process peaks at about 320 MB, 236 MB of it the libraries it imports).
 
 :func:`fifo_starts` (Kiefer-Wolfowitz recursion for a FIFO ``c``-server queue) stays as a
 small reference for the plain FIFO case.
@@ -91,7 +91,12 @@ class _Run:
         max_batch, max_workers = int(pi[:, K.MAX_BATCH].max()), int(pi[:, K.WORKERS].max())
         ring = _pow2(max(1024, 2 * self.group, 2 * max_batch))
         heap = 1024 + int(pi[:, K.WORKERS].sum()) + 4 * n_stages
-        self.d_cap = self.chunk * (4 + max_workers // self.chunk)
+        # Service-time buffers: every batch size starts with a few chunks (a short run pays
+        # little); a size that runs low is topped up to many (a long run returns to Python
+        # rarely), at most about 2**20 draws (8 MB) per stage.
+        self.d_init = self.chunk * (2 + max_workers // self.chunk)
+        many = max(4, min(16, (1 << 20) // (max_batch * self.chunk)))
+        self.d_cap = max(self.d_init + 2 * self.chunk, self.chunk * many)
         self.st = K.State(
             gi=np.zeros(K.N_GI, np.int64),
             gf=np.zeros(K.N_GF),
@@ -125,11 +130,13 @@ class _Run:
         )
         self.acc = K.Stream(**vars(self.stats))
         self.flags = (record, stream)
-        self.refill()
+        self.refill(self.d_init)
 
-    def refill(self) -> None:
-        """Top up every batch size's service-time buffer that holds fewer than ``workers``."""
+    def refill(self, cap: int | None = None) -> None:
+        """Top up every batch size's service-time buffer that holds fewer than ``workers``
+        (whole chunks, up to ``cap`` draws)."""
         st, pi = self.st, self.p.pi
+        cap = self.d_cap if cap is None else cap
         for s, sampler in enumerate(self.samplers):
             workers = pi[s, K.WORKERS]
             for b in range(int(pi[s, K.MAX_BATCH])):
@@ -138,7 +145,7 @@ class _Run:
                     continue
                 h, buf = int(st.d_head[s, b]), st.d_buf[s, b]
                 buf[:n] = buf[h : h + n].copy()
-                while n + self.chunk <= self.d_cap:
+                while n + self.chunk <= cap:
                     buf[n : n + self.chunk] = sampler.draw_chunk(b + 1)
                     n += self.chunk
                 st.d_head[s, b], st.d_len[s, b] = 0, n

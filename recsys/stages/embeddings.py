@@ -94,7 +94,7 @@ class TwoTower:
 
     name = "two_tower"
     #: Bumped whenever training changes, so cached embeddings of older code are not reused.
-    artifact_version = 2
+    artifact_version = 3
 
     def __init__(
         self,
@@ -219,12 +219,14 @@ class TwoTower:
         uvec[torch.from_numpy(~has_history)] = 0.0
         ones = torch.ones(train.n_users, 1)
         self.user_embeddings_ = torch.cat([uvec, ones], 1).numpy().astype(np.float32)
-        # Items without training interactions have no evidence: give them the lowest bias of
-        # any trained item so they never crowd out items users were seen to choose.
+        # Items without training interactions have no evidence: their bias sits below every
+        # trained item's by more than any inner-product term can make up, so they rank after
+        # all items users were seen to choose (new items need their own cold-start path).
         bias = model.bias.weight.clone()
         trained = torch.from_numpy(np.bincount(train.items, minlength=train.n_items) > 0)
-        if trained.any():
-            bias[~trained] = bias[trained].min()
+        if trained.any() and not trained.all():
+            span = 2 * uvec.norm(dim=1).max() * ivec.norm(dim=1).max() + 1.0
+            bias[~trained] = bias[trained].min() - span
         item = torch.cat([ivec, bias], 1).numpy().astype(np.float32)
         self.item_embeddings_ = np.ascontiguousarray(item)
 

@@ -21,6 +21,8 @@ HW = "+catalogue.x.hardware"
             "catalogue.x: price missing for hardware 'foo'",
         ),
         (["+catalogue.x.hardwre=1"], "unknown key(s) ['hardwre']"),
+        (["hardware.price_per_hour_usd=null"], "hardware: price missing for hardware 'cpu-2'"),
+        (["~hardware.price_per_hour_usd"], "hardware: price missing for hardware 'cpu-2'"),
         (["+hosted_api.rerank.name=x"], "hosted_api names unknown stage(s) ['rerank']"),
         (["+hosted_api.ranking.name=x"], "price missing"),
     ],

@@ -96,7 +96,8 @@ def test_tiny_scenario_writes_report_and_recommendation(tmp_path):
         "{base:['retrieval=hnsw','ranking=lightgbm'],"
         "cheap:['retrieval=hnsw','ranking=lightgbm_small'],"
         "api:['retrieval=hnsw','ranking=lightgbm_small','+hosted_api.ranking.name=x',"
-        "'+hosted_api.ranking.price_per_call_usd=0.0001','+hosted_api.ranking.latency_p99_ms=60'],"
+        "'+hosted_api.ranking.price_per_call_usd=0.0001','+hosted_api.ranking.latency_p50_ms=150',"
+        "'+hosted_api.ranking.latency_p99_ms=400'],"
         "broken:['retrieval=hnsw','ranking=no_such_ranker']}"
     )
     out = tmp_path / "run"
@@ -155,4 +156,8 @@ def test_tiny_scenario_writes_report_and_recommendation(tmp_path):
     assert api["hosted_api"]["ranking"]["per_1k_requests_usd"] == pytest.approx(0.1)
     assert api["cost"]["per_1k_requests_usd"] > 0.1
     assert api["hardware"]["ranking"]["name"] == "api:x"
+    # Its p99 alone (400 ms) is over the 100 ms SLA: infeasible at any size, and said so.
+    assert api["plan"]["feasible"] is False and "infeasible" in api["plan"]["reason"]
+    assert api["catalogue"]["feasible"] is False
+    assert api["sla"]["met"] is False
     assert Path(doc["report"]).is_file()

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from recsys.sim.autoscale import AutoscalerSpec
 from recsys.sim.hardware import Hardware
 from recsys.sim.replay import record_arrivals
+from recsys.sim.select import ENGINES, choose_engine
 from recsys.sim.workload import Workload
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -63,3 +64,8 @@ def test_sim_options():
     auto = _compose(["+sim=autoscale"]).sim
     assert isinstance(_build(auto.autoscaler), AutoscalerSpec)
     assert auto.n_requests == default.n_requests  # inherits the defaults
+    # sim.engine names an engine; auto compiles unless the autoscaler needs SimPy.
+    assert default.engine in ENGINES and auto.engine == "auto"
+    stages = [object()]
+    assert choose_engine(stages, None, default.engine) == "fast"
+    assert choose_engine(stages, _build(auto.autoscaler), auto.engine) == "simpy"
