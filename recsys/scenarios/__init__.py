@@ -1,0 +1,2 @@
+"""Scenario machinery: hardware catalogues and hosted-API stages (``fleet``), their config
+nodes (``config``), and multi-pairing scenarios such as ``experiment=ecommerce`` (``run``)."""
