@@ -28,14 +28,14 @@ REQUIRED_KEYS = (
 )
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Numpy scalars/arrays to Python; NaN/inf to None (JSON has no NaN)."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
+        return [jsonable(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -74,7 +74,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_result(path: Path, result: Mapping[str, Any]) -> None:
     """Validate against the contract and write ``result.json`` atomically."""
     check_result(result)
-    atomic_write_text(path, json.dumps(_jsonable(result), indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(jsonable(result), indent=2, sort_keys=False) + "\n")
 
 
 def read_result(path: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from recsys.loadtest.calibrate import PairingResult
 from recsys.loadtest.compare import END_TO_END
+from recsys.result import jsonable
 
 SCHEMA_VERSION = 1
 REQUIRED_LEVEL_KEYS = (
@@ -83,26 +84,9 @@ def targets_met(
     return out
 
 
-def _plain(value: Any) -> Any:
-    """NumPy scalars to Python, NaN/inf to null (JSON has no NaN)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def to_json(doc: Mapping[str, Any]) -> str:
     """``doc`` as indented JSON (NaN written as null)."""
-    return json.dumps(_plain(doc), indent=2) + "\n"
+    return json.dumps(jsonable(doc), indent=2) + "\n"
 
 
 def check_calibration(doc: Mapping[str, Any]) -> None:

@@ -37,6 +37,12 @@ class FaissRetriever(SeenFilterMixin):
     ``"IVF256,Flat"``, ``"IVF1024,PQ16x8"``, ``"OPQ16,IVF1024,PQ16"``, ``"SQ8"``...);
     ``nprobe`` (IVF) and ``ef_search`` (HNSW) are search-time knobs and ``ef_construction``
     a build-time one. Seen items are excluded by over-fetching and filtering.
+
+    ``ip_to_l2`` indexes inner-product vectors through the standard MIPS-to-L2 reduction
+    (items get an extra coordinate ``sqrt(M^2 - |x|^2)``, queries a 0, so the L2 ranking is
+    the inner-product ranking); ``None`` means "for HNSW": a graph built on raw inner
+    products of vectors with a bias column finds few true neighbours. Scores returned are
+    always inner products.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class FaissRetriever(SeenFilterMixin):
         ef_search: int | None = None,
         ef_construction: int | None = None,
         metric: str = "ip",
+        ip_to_l2: bool | None = None,
         n_threads: int = 1,
         train_size: int | None = 100_000,
         seed: int = 0,
@@ -58,6 +65,7 @@ class FaissRetriever(SeenFilterMixin):
         self.ef_search = ef_search
         self.ef_construction = ef_construction
         self.metric = metric
+        self.ip_to_l2 = ip_to_l2
         self.n_threads = n_threads
         self.train_size = train_size
         self.seed = seed
@@ -73,6 +81,7 @@ class FaissRetriever(SeenFilterMixin):
             "ef_search": self.ef_search,
             "ef_construction": self.ef_construction,
             "metric": self.metric,
+            "ip_to_l2": self.ip_to_l2,
             "train_size": self.train_size,
             "seed": self.seed,
         }
@@ -95,9 +104,9 @@ class FaissRetriever(SeenFilterMixin):
         )
         start = time.perf_counter()
         self.index_ = build_index(
-            items,
+            self._indexed(items),
             self.factory,
-            metric=self.metric,
+            metric="l2" if self._l2() else self.metric,
             ef_construction=self.ef_construction,
             train_size=self.train_size,
             seed=self.seed,
@@ -107,6 +116,21 @@ class FaissRetriever(SeenFilterMixin):
         self.n_items_ = len(items)
         self.seen_ = SeenItems.from_interactions(train)
         return self
+
+    def _l2(self) -> bool:
+        """Whether inner products are searched through the MIPS-to-L2 reduction."""
+        if self.metric != "ip":
+            return False
+        return "HNSW" in self.factory if self.ip_to_l2 is None else bool(self.ip_to_l2)
+
+    def _indexed(self, items: np.ndarray) -> np.ndarray:
+        """The vectors as stored in the index (augmented for the L2 reduction)."""
+        if not self._l2():
+            return items
+        sq = np.einsum("ij,ij->i", items, items)
+        self.max_sq_norm_ = float(sq.max()) if len(sq) else 0.0
+        extra = np.sqrt(np.maximum(self.max_sq_norm_ - sq, 0.0))[:, None]
+        return np.ascontiguousarray(np.hstack([items, extra]), np.float32)
 
     def _set_search_params(self) -> None:
         params = faiss.ParameterSpace()
@@ -128,7 +152,14 @@ class FaissRetriever(SeenFilterMixin):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw index search (no seen-item filtering): ``(scores, items)`` of shape ``(B, k)``."""
         faiss.omp_set_num_threads(self.n_threads)
-        scores, items = self.index_.search(np.ascontiguousarray(queries, np.float32), k)
+        queries = np.ascontiguousarray(queries, np.float32)
+        if self._l2():
+            padded = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
+            dist, items = self.index_.search(padded, k)
+            # |q - x'|^2 = |q|^2 + M^2 - 2 q.x  ->  q.x
+            sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+            return ((sq + self.max_sq_norm_ - dist) / 2).astype(np.float32), items
+        scores, items = self.index_.search(queries, k)
         if self.metric == "l2":
             scores = -scores
         return scores, items
@@ -165,6 +196,8 @@ class FaissRetriever(SeenFilterMixin):
             raise ArtifactError(f"cannot load retriever from {path}: {exc}") from exc
         self.user_vectors_, self.item_vectors_, self.index_ = users, items, index
         self.n_items_ = len(items)
+        if self._l2():
+            self.max_sq_norm_ = float(np.einsum("ij,ij->i", items, items).max())
         self.seen_ = SeenItems(keys, len(users), len(items))
         self._set_search_params()
         return self

@@ -98,3 +98,24 @@ def test_popularity_retriever_returns_most_popular_unseen():
     train = interactions([(0, 2), (1, 2), (2, 2), (1, 1), (2, 1), (2, 0)], n_items=4)
     cands = PopularityRetriever().fit(train).retrieve(np.array([0, 2]), 2)
     assert cands.items.tolist() == [[1, 0], [3, -1]]
+
+
+def test_hnsw_searches_biased_vectors_through_the_l2_reduction():
+    users, items = clustered(dim=8)
+    rng = np.random.default_rng(1)
+    # a two-tower export: unit directions times a scale, plus a wide item-bias column
+    users = np.hstack(
+        [10 * users / np.linalg.norm(users, axis=1, keepdims=True), np.ones((200, 1))]
+    )
+    items = np.hstack(
+        [items / np.linalg.norm(items, axis=1, keepdims=True), rng.gamma(2.0, 2.0, (3000, 1))]
+    )
+    train = interactions([(u, u) for u in range(len(users))], n_items=len(items))
+    approx = hnsw(PrecomputedEmbedding(users, items), m=32, ef_search=64).fit(train)
+    ids = np.arange(len(users))
+    scores, found = approx.search(users.astype(np.float32), 50)
+    np.testing.assert_allclose(
+        scores, np.einsum("bd,bkd->bk", users, items[found]), rtol=1e-4, atol=1e-3
+    )
+    truth = approx.exact().retrieve(ids, 50).items
+    assert recall_against(approx.retrieve(ids, 50).items, truth) >= 0.95
