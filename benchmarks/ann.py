@@ -25,20 +25,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recsys.cache import ArtifactCache, data_fingerprint
 from recsys.data import generate_synthetic
+from recsys.data.interactions import Interactions
 from recsys.metrics_ranking import recall_against
 from recsys.pipeline import stage_config
 from recsys.stages.embeddings import TwoTower
-from recsys.data.interactions import Interactions
 from recsys.stages.retrieval import FaissRetriever
 
-# (factory, search parameter name, values swept)
+# (factory, build options, search parameter name, values swept). HNSW searches with
+# max(efSearch, k), so efSearch below k = 100 would change nothing.
 CONFIGS = [
-    ("HNSW32", "efSearch", [64, 128, 256]),
-    ("IVF1024,Flat", "nprobe", [16, 32, 64]),
-    ("IVF1024,PQ16x8", "nprobe", [32]),
-    ("SQ8", None, [None]),
+    ("HNSW16", {"ef_construction": 100}, "efSearch", [100, 128, 192]),
+    ("HNSW32", {"ef_construction": 100}, "efSearch", [100, 128, 192]),
+    ("IVF1024,Flat", {}, "nprobe", [16, 32, 64]),
+    ("IVF1024,PQ16x8", {}, "nprobe", [32]),
+    ("SQ8", {}, None, [None]),
 ]
-QUICK = [("HNSW32", "efSearch", [64, 128]), ("IVF1024,Flat", "nprobe", [16, 32])]
+QUICK = [
+    ("HNSW32", {"ef_construction": 100}, "efSearch", [100, 128]),
+    ("IVF1024,Flat", {}, "nprobe", [16, 32]),
+]
 
 
 def embeddings(args: argparse.Namespace) -> tuple[Interactions, TwoTower, np.ndarray]:
@@ -101,9 +106,9 @@ def main() -> None:
         {"factory": "Flat", "param": "", "value": "", "build_s": 0.0, "recall": 1.0,
          "score_recall": 1.0, "qps": exact_qps, "speedup": 1.0},
     ]  # fmt: skip
-    for factory, param, values in QUICK if args.quick else CONFIGS:
+    for factory, options, param, values in QUICK if args.quick else CONFIGS:
         retriever = FaissRetriever(
-            model, factory, n_threads=args.build_threads, train_size=200_000
+            model, factory, n_threads=args.build_threads, train_size=200_000, **options
         ).fit(inter)
         retriever.n_threads = 1
         build_s = retriever.build_seconds_
@@ -113,7 +118,7 @@ def main() -> None:
             scores, found = retriever.search(queries, k)
             qps = single_query_qps(retriever, queries, k, limit_s=20)
             row = {
-                "factory": factory,
+                "factory": factory + "".join(f",{k}={v}" for k, v in options.items()),
                 "param": param or "",
                 "value": value if value is not None else "",
                 "build_s": build_s,

@@ -122,12 +122,15 @@ def fill_batch_sizes(
     counts = measured.groupby(["stage", "batch_size"]).size()
     enough = set(counts[counts >= min_samples].index)
     pairs = zip(measured["stage"], measured["batch_size"], strict=True)
-    measured = measured[[(s, b) in enough for s, b in pairs]].assign(source="load test")
+    # A boolean array, not a list: an empty list would select no columns instead of no rows.
+    mask = np.array([(s, b) in enough for s, b in pairs], dtype=bool)
+    measured = measured[mask].assign(source="load test")
     # The candidates per request are the profile's (the same stage inputs).
     n_in = profiled.groupby("stage")["n_candidates"].first()
     measured["n_candidates"] = measured["stage"].map(n_in).fillna(0).astype(np.int64)
     pairs = zip(profiled["stage"], profiled["batch_size"], strict=True)
-    rest = profiled[[(s, b) not in enough for s, b in pairs]].assign(source="profile")
+    rest = profiled[np.array([(s, b) not in enough for s, b in pairs], dtype=bool)]
+    rest = rest.assign(source="profile")
     return pd.concat([measured, rest], ignore_index=True)
 
 

@@ -18,7 +18,11 @@ from recsys.stages.features import PairFeatures
 from recsys.stages.onnx_backend import OrtScorer, check_backend, quantize_int8, torch_to_onnx
 from recsys.stages.ranking import FeatureRanker, candidate_labels, load_features, save_features
 
-PRESETS: dict[str, tuple[int, ...]] = {"small": (32,), "large": (512, 256, 128)}
+PRESETS: dict[str, tuple[int, ...]] = {
+    "small": (32,),
+    "medium": (128, 64),
+    "large": (512, 256, 128),
+}
 
 
 class ScoreMLP(nn.Module):
@@ -58,10 +62,12 @@ def _list_loss(scores: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
 class MLPRanker(FeatureRanker):
     """A feed-forward ranker trained with a listwise softmax loss on validation lists.
 
-    ``preset`` ``"small"`` (one hidden layer of 32) or ``"large"`` (512-256-128, the
-    "large neural ranker" baseline); ``hidden`` overrides the preset. ``backend`` is
-    ``"native"`` (torch), ``"onnx"`` (ONNX Runtime, fp32) or ``"int8"`` (ORT after dynamic
-    int8 quantisation of the weights).
+    ``preset`` ``"small"`` (one hidden layer of 32), ``"medium"`` (128-64) or ``"large"``
+    (512-256-128, the "large neural ranker" baseline); ``hidden`` overrides the preset.
+    ``backend`` is ``"native"`` (torch), ``"onnx"`` (ONNX Runtime, fp32) or ``"int8"`` (ORT
+    after dynamic int8 quantisation of the weights). Training holds out ``holdout`` of the
+    lists and keeps the epoch with the best held-out loss (stopping after ``patience``
+    epochs without improvement): validation lists are few, and a large net overfits them.
     """
 
     kind = "mlp"
@@ -76,6 +82,8 @@ class MLPRanker(FeatureRanker):
         lr: float = 3e-3,
         weight_decay: float = 1e-5,
         dropout: float = 0.0,
+        holdout: float = 0.2,
+        patience: int = 5,
         backend: str = "native",
         n_threads: int = 1,
         fit_threads: int = 1,
@@ -88,6 +96,8 @@ class MLPRanker(FeatureRanker):
         self.lr = lr
         self.weight_decay = weight_decay
         self.dropout = dropout
+        self.holdout = holdout
+        self.patience = patience
         self.backend = backend
         self.n_threads = n_threads
         self.fit_threads = fit_threads
@@ -99,8 +109,8 @@ class MLPRanker(FeatureRanker):
         return base if self.backend == "native" else f"{base}_{self.backend}"
 
     def get_params(self) -> dict[str, Any]:
-        keys = ("preset", "hidden", "epochs", "lists_per_batch", "lr", "weight_decay")
-        params = {k: getattr(self, k) for k in (*keys, "dropout", "backend", "seed")}
+        keys = ("preset", "hidden", "epochs", "lists_per_batch", "lr", "weight_decay", "dropout")
+        params = {k: getattr(self, k) for k in (*keys, "holdout", "patience", "backend", "seed")}
         params["hidden"] = list(self.layers())
         return params
 
@@ -141,22 +151,53 @@ class MLPRanker(FeatureRanker):
         # 1/0 would turn any other value at serving time into a huge activation.
         model.scale.copy_(torch.where(std > 1e-4, 1.0 / std.clamp_min(1e-4), 0.0))
         opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        order = torch.randperm(b, generator=gen)
+        n_hold = int(b * self.holdout) if b >= 10 else 0
+        hold, fit = order[:n_hold], order[n_hold:]
         self.loss_history_: list[float] = []
-        model.train()
+        self.holdout_history_: list[float] = []
+        best, best_state, stale = float("inf"), None, 0
         for _ in range(self.epochs):
-            perm = torch.randperm(b, generator=gen)
-            total = 0.0
-            for lo in range(0, b, self.lists_per_batch):
-                idx = perm[lo : lo + self.lists_per_batch]
-                loss = _list_loss(model(x[idx]), y[idx], mask[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            self.loss_history_.append(total / b)
-        model.eval()
-        self.model_ = model
+            model.train()
+            self.loss_history_.append(self._epoch(model, opt, x[fit], y[fit], mask[fit], gen))
+            if n_hold == 0:
+                continue
+            model.eval()
+            with torch.no_grad():
+                held = float(_list_loss(model(x[hold]), y[hold], mask[hold]))
+            self.holdout_history_.append(held)
+            if held < best - 1e-4:
+                best, stale = held, 0
+                best_state = {key: v.clone() for key, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        self.model_ = model.eval()
         self._prepare_backend()
+
+    def _epoch(
+        self,
+        model: ScoreMLP,
+        opt: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor,
+        gen: torch.Generator,
+    ) -> float:
+        """One pass over the lists in shuffled mini-batches; the mean training loss."""
+        perm = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for lo in range(0, len(x), self.lists_per_batch):
+            idx = perm[lo : lo + self.lists_per_batch]
+            loss = _list_loss(model(x[idx]), y[idx], mask[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        return total / max(len(x), 1)
 
     def _prepare_backend(self, onnx_bytes: bytes | None = None) -> None:
         self.onnx_ = None
@@ -191,7 +232,8 @@ class MLPRanker(FeatureRanker):
 
     def _init_params(self) -> dict[str, Any]:
         keys = ("preset", "hidden", "epochs", "lists_per_batch", "lr", "weight_decay", "dropout")
-        params = {k: getattr(self, k) for k in (*keys, "backend", "fit_threads", "seed")}
+        extra = ("holdout", "patience", "backend", "fit_threads", "seed")
+        params = {k: getattr(self, k) for k in (*keys, *extra)}
         params["hidden"] = None if self.hidden is None else list(self.layers())
         return params
 
@@ -239,7 +281,7 @@ class DistilledRanker(MLPRanker):
         *,
         preset: str = "small",
         temperature: float = 1.0,
-        alpha: float = 0.0,
+        alpha: float = 0.5,
         fit_teacher: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -251,7 +293,8 @@ class DistilledRanker(MLPRanker):
 
     def get_params(self) -> dict[str, Any]:
         teacher = getattr(self.teacher, "name", type(self.teacher).__name__)
-        return {**super().get_params(), "teacher": teacher, "alpha": self.alpha}
+        extra = {"teacher": teacher, "alpha": self.alpha, "temperature": self.temperature}
+        return {**super().get_params(), **extra}
 
     def fit(self, train: Interactions, valid: Interactions, candidates: Candidates) -> Self:
         check_backend(self.backend)

@@ -129,7 +129,9 @@ class LightGBMRanker(FeatureRanker):
 
     ``backend`` is ``"native"`` (LightGBM's predictor) or ``"onnx"`` (ONNX Runtime on the
     converted model). ``n_threads`` is the serving thread count; ``fit_threads`` the training
-    one (results are deterministic for a ``seed`` either way).
+    one (results are deterministic for a ``seed`` either way). A seeded ``holdout`` share of
+    the lists picks the number of trees (early stopping on held-out NDCG@10 after
+    ``patience`` rounds without gain; ``holdout=0`` trains all ``n_estimators``).
     """
 
     def __init__(
@@ -141,6 +143,8 @@ class LightGBMRanker(FeatureRanker):
         min_child_samples: int = 20,
         subsample: float = 1.0,
         colsample: float = 1.0,
+        holdout: float = 0.2,
+        patience: int = 50,
         backend: str = "native",
         n_threads: int = 1,
         fit_threads: int = 1,
@@ -152,6 +156,8 @@ class LightGBMRanker(FeatureRanker):
         self.min_child_samples = min_child_samples
         self.subsample = subsample
         self.colsample = colsample
+        self.holdout = holdout
+        self.patience = patience
         self.backend = backend
         self.n_threads = n_threads
         self.fit_threads = fit_threads
@@ -162,8 +168,8 @@ class LightGBMRanker(FeatureRanker):
         return "lightgbm" if self.backend == "native" else f"lightgbm_{self.backend}"
 
     def get_params(self) -> dict:
-        keys = ("n_estimators", "num_leaves", "learning_rate", "min_child_samples")
-        return {k: getattr(self, k) for k in (*keys, "subsample", "colsample", "backend")}
+        keys = ("n_estimators", "num_leaves", "learning_rate", "min_child_samples", "subsample")
+        return {k: getattr(self, k) for k in (*keys, "colsample", "holdout", "patience", "backend")}
 
     def _lgb_params(self) -> dict:
         return {
@@ -187,10 +193,36 @@ class LightGBMRanker(FeatureRanker):
         check_backend(self.backend, ("native", "onnx"))
         self.features_ = PairFeatures().fit(train)
         x, y, groups, _ = training_lists(self.features_, valid, candidates)
-        data = lgb.Dataset(x, y, group=groups, feature_name=_safe_names(self.features_.names_))
-        self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=self.n_estimators)
+        names = _safe_names(self.features_.names_)
+        fit_rows, hold_rows, fit_groups, hold_groups = self._split_lists(groups)
+        data = lgb.Dataset(x[fit_rows], y[fit_rows], group=fit_groups, feature_name=names)
+        sets, callbacks = [], []
+        if len(hold_groups):
+            sets = [lgb.Dataset(x[hold_rows], y[hold_rows], group=hold_groups, reference=data)]
+            callbacks = [lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)]
+        self.booster_ = lgb.train(
+            self._lgb_params(),
+            data,
+            num_boost_round=self.n_estimators,
+            valid_sets=sets,
+            callbacks=callbacks,
+        )
+        if self.booster_.best_iteration > 0:  # drop the trees grown after the best round
+            text = self.booster_.model_to_string(num_iteration=self.booster_.best_iteration)
+            self.booster_ = lgb.Booster(model_str=text)
         self._prepare_backend()
         return self
+
+    def _split_lists(
+        self, groups: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Row indices and group sizes of the training and held-out lists (seeded)."""
+        n_hold = int(len(groups) * self.holdout) if len(groups) >= 10 else 0
+        held = np.zeros(len(groups), bool)
+        held[np.random.default_rng(self.seed).permutation(len(groups))[:n_hold]] = True
+        row_held = np.repeat(held, groups)
+        rows = np.arange(len(row_held))
+        return rows[~row_held], rows[row_held], groups[~held], groups[held]
 
     def _prepare_backend(self) -> None:
         self.onnx_ = None

@@ -40,9 +40,11 @@ class FaissRetriever(SeenFilterMixin):
 
     ``ip_to_l2`` indexes inner-product vectors through the standard MIPS-to-L2 reduction
     (items get an extra coordinate ``sqrt(M^2 - |x|^2)``, queries a 0, so the L2 ranking is
-    the inner-product ranking); ``None`` means "for HNSW": a graph built on raw inner
-    products of vectors with a bias column finds few true neighbours. Scores returned are
-    always inner products.
+    the inner-product ranking); ``None`` means "for HNSW and IVF over uncompressed vectors"
+    (PQ needs ``m`` to divide the dimension, and scalar codes lose precision on the extra
+    coordinate): HNSW graphs and IVF cells built on raw inner products of vectors with a
+    bias column find few of the true neighbours (measured in ``benchmarks/ann.py``).
+    Scores returned are always inner products.
     """
 
     def __init__(
@@ -121,7 +123,9 @@ class FaissRetriever(SeenFilterMixin):
         """Whether inner products are searched through the MIPS-to-L2 reduction."""
         if self.metric != "ip":
             return False
-        return "HNSW" in self.factory if self.ip_to_l2 is None else bool(self.ip_to_l2)
+        if self.ip_to_l2 is None:  # graphs and IVF cells over exact (uncompressed) vectors
+            return not self.is_exact and not re.search(r"PQ|SQ|LSH|RaBitQ", self.factory)
+        return bool(self.ip_to_l2)
 
     def _indexed(self, items: np.ndarray) -> np.ndarray:
         """The vectors as stored in the index (augmented for the L2 reduction)."""
@@ -225,8 +229,12 @@ def build_index(
     try:
         index = faiss.index_factory(vectors.shape[1], factory, _METRICS[metric])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-        raise ConfigError(f"unknown FAISS factory string {factory!r}: {first}") from exc
+        text = str(exc).strip()
+        reason = (text.split("failed:") if "failed:" in text else text.split(": "))[-1].strip()
+        what = (
+            "unknown FAISS factory string" if "could not parse" in text else "invalid FAISS index"
+        )
+        raise ConfigError(f"{what} {factory!r} for {vectors.shape[1]}-d vectors: {reason}") from exc
     if ef_construction is not None:
         hnsw = _find_hnsw(index)
         if hnsw is None:

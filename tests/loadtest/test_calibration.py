@@ -149,3 +149,11 @@ def test_errors_and_targets():
     assert targets_met(rows)["p"] == {"met": True, "failed_levels": []}
     rows.append({**row, "utilization": 0.5, "status": "generator_behind"})
     assert targets_met(rows)["p"] == {"met": False, "failed_levels": [0.5]}
+
+
+def test_fill_batch_sizes_falls_back_to_the_profile_when_no_batch_size_has_enough_samples():
+    profiled = _profile({"retrieval": 1.0})
+    measured = profiled.head(3).copy()  # 3 samples of batch 1: fewer than min_samples
+    table = fill_batch_sizes(measured, profiled, min_samples=20)
+    assert (table["source"] == "profile").all()
+    assert len(table) == len(profiled)
