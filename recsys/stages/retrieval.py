@@ -336,14 +336,16 @@ def ivfpq(
 ) -> FaissRetriever:
     """``ivfpq``: IVF with product-quantised codes (``m`` sub-vectors of ``nbits`` bits),
     optionally preceded by an OPQ rotation."""
-    factory = f"{f'OPQ{m},' if opq else ''}IVF{nlist},PQ{m}x{nbits}"
+    # "np": no polysemous training, which FAISS does by default for IVF-PQ and which took 47 of
+    # 50 s of an IVF-PQ build on tiny data while only speeding up Hamming-filtered search.
+    factory = f"{f'OPQ{m},' if opq else ''}IVF{nlist},PQ{m}x{nbits}np"
     return FaissRetriever(embedding, factory, nprobe=nprobe, **kwargs)
 
 
 def hnsw(
     embedding: Embedding,
     m: int = 32,
-    ef_construction: int = 40,
+    ef_construction: int = 100,
     ef_search: int = 64,
     **kwargs: object,
 ) -> FaissRetriever:

@@ -111,7 +111,7 @@ def test_hnsw_searches_biased_vectors_through_the_l2_reduction():
         [items / np.linalg.norm(items, axis=1, keepdims=True), rng.gamma(2.0, 2.0, (3000, 1))]
     )
     train = interactions([(u, u) for u in range(len(users))], n_items=len(items))
-    approx = hnsw(PrecomputedEmbedding(users, items), m=32, ef_search=64).fit(train)
+    approx = hnsw(PrecomputedEmbedding(users, items), m=32, ef_search=128).fit(train)
     ids = np.arange(len(users))
     scores, found = approx.search(users.astype(np.float32), 50)
     np.testing.assert_allclose(
