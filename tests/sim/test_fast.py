@@ -38,7 +38,7 @@ def _poisson(rate_qps, n, seed=0):
     return Poisson(rate_qps).arrivals(np.random.default_rng(seed), n_requests=n)
 
 
-def _same(arrivals, stages, seed=0, warmup_s=0.0):
+def assert_same_results(arrivals, stages, seed=0, warmup_s=0.0):
     slow = simpy_engine(arrivals, stages, seed=seed, warmup_s=warmup_s)
     quick = simulate_fast(arrivals, stages, seed=seed, warmup_s=warmup_s)
     pd.testing.assert_frame_equal(quick.records, slow.records, rtol=0, atol=0)
@@ -63,7 +63,7 @@ def test_plain_fifo_pipeline():
         StageSpec("ranking", LogNormal(5.0, 0.7), replicas=3, workers_per_replica=2,
                   network_ms=0.5),
     ]  # fmt: skip
-    _same(_poisson(900.0, 20_000, seed=1), stages, seed=4, warmup_s=2.0)
+    assert_same_results(_poisson(900.0, 20_000, seed=1), stages, seed=4, warmup_s=2.0)
 
 
 def test_batching_timeouts_and_shedding():
@@ -74,7 +74,7 @@ def test_batching_timeouts_and_shedding():
                   workers_per_replica=2, max_batch=8, max_wait_ms=2.0, network_ms=0.5,
                   timeout_ms=5.0, queue_capacity=8),
     ]  # fmt: skip
-    result = _same(_poisson(1800.0, 15_000, seed=3), stages, seed=5, warmup_s=1.0)
+    result = assert_same_results(_poisson(1800.0, 15_000, seed=3), stages, seed=5, warmup_s=1.0)
     assert result.drops["timeout"] > 30 and result.drops["shed"] > 300
 
 
@@ -88,7 +88,7 @@ def test_three_stages_with_an_empirical_profile():
         StageSpec("b", profile, replicas=2, max_batch=12, max_wait_ms=1.5, timeout_ms=8.0),
         StageSpec("c", Deterministic(0.4, per_item_ms=0.05), max_batch=32, network_ms=0.2),
     ]
-    result = _same(_poisson(1500.0, 15_000, seed=2), stages, seed=9, warmup_s=0.5)
+    result = assert_same_results(_poisson(1500.0, 15_000, seed=2), stages, seed=9, warmup_s=0.5)
     assert result.stages[1].mean_batch > 2
 
 
@@ -101,7 +101,7 @@ def test_exact_ties_resolve_in_simpy_order():
                   max_wait_ms=1.0, timeout_ms=3.0),
         StageSpec("b", Deterministic(1.0), max_batch=4, max_wait_ms=2.0, queue_capacity=3),
     ]  # fmt: skip
-    result = _same(arrivals, stages)
+    result = assert_same_results(arrivals, stages)
     assert result.dropped > 0
 
 
@@ -109,7 +109,7 @@ def test_simultaneous_arrivals_are_delivered_together():
     # A replayed trace with whole groups on one timestamp (one source event per group).
     times = np.sort(np.round(_poisson(3000.0, 6000, seed=4), 3))
     stages = [StageSpec("s", Exponential(1.0), replicas=3, max_batch=8, queue_capacity=16)]
-    _same(times, stages, seed=2)
+    assert_same_results(times, stages, seed=2)
 
 
 def test_overload_grows_rings_and_heap(monkeypatch):
@@ -127,7 +127,7 @@ def test_overload_grows_rings_and_heap(monkeypatch):
         StageSpec("a", Exponential(1.0), replicas=2, max_batch=2),
         StageSpec("b", Exponential(2.0), replicas=1, network_ms=1000.0),
     ]
-    result = _same(_poisson(5000.0, 20_000, seed=5), stages, seed=1)
+    result = assert_same_results(_poisson(5000.0, 20_000, seed=5), stages, seed=1)
     assert result.stages[1].max_queue > 2048
     assert result.unstable
     assert grown["heap"] > 2048 and grown["queue"] >= 4096 and grown["hop"] >= 2048
