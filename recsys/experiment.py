@@ -149,6 +149,28 @@ class SimOptions:
     autoscaler: AutoscalerSpec | None = None
     engine: str = "auto"  # recsys.sim.select: auto | simpy | fast | naive (config sim.engine)
 
+    def simulate(
+        self,
+        arrivals: np.ndarray,
+        stages: Sequence[StageSpec],
+        seed: int,
+        warmup_s: float,
+        progress: bool = True,
+    ) -> SimResult:
+        """The reported simulation of ``stages`` with these options."""
+        return simulate(
+            arrivals,
+            stages,
+            seed=seed,
+            warmup_s=warmup_s,
+            progress=progress,
+            autoscaler=self.autoscaler,
+            n_batches=self.n_batches,
+            confidence=self.confidence,
+            timeseries_bin_s=self.timeseries_bin_s,
+            engine=self.engine,
+        )
+
 
 def simulate_fleet(
     specs: list[StageSpec],
@@ -169,18 +191,7 @@ def simulate_fleet(
     o = options or SimOptions()
 
     def final(stages: Sequence[StageSpec]) -> SimResult:
-        return simulate(
-            arrivals,
-            stages,
-            seed=seed,
-            warmup_s=warmup_s,
-            progress=progress,
-            autoscaler=o.autoscaler,
-            n_batches=o.n_batches,
-            confidence=o.confidence,
-            timeseries_bin_s=o.timeseries_bin_s,
-            engine=o.engine,
-        )
+        return o.simulate(arrivals, stages, seed=seed, warmup_s=warmup_s, progress=progress)
 
     if not plan:
         return specs, final(specs), None

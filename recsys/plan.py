@@ -76,10 +76,6 @@ def min_stable_replicas(spec: StageSpec, qps: float, max_utilization: float = 0.
     return max(1, math.ceil(workers / spec.workers_per_replica))
 
 
-def _meets(result: SimResult, sla_p99_ms: float) -> bool:
-    return result.meets_sla(sla_p99_ms)
-
-
 def _bottleneck(
     result: SimResult, specs: Sequence[StageSpec], max_replicas: int, fixed: Collection[str] = ()
 ) -> int | None:
@@ -119,7 +115,7 @@ class _Search:
                 "p99_ms": p99,
                 "dropped": int(result.dropped),
                 "unstable": bool(result.unstable),
-                "met": _meets(result, self.sla),
+                "met": result.meets_sla(self.sla),
             }
         )
         log.info(
@@ -164,7 +160,7 @@ def plan_replicas(
         s if s.name in fixed else dataclasses.replace(s, replicas=max_replicas) for s in specs
     ]
     best = search.run(ceiling)
-    if not _meets(best, sla_p99_ms):
+    if not best.meets_sla(sla_p99_ms):
         return PlanResult(
             tuple(ceiling),
             False,
@@ -183,7 +179,7 @@ def plan_replicas(
         for s in specs
     ]
     result = search.run(current)
-    while not _meets(result, sla_p99_ms) and len(search.trail) < max_simulations:
+    while not result.meets_sla(sla_p99_ms) and len(search.trail) < max_simulations:
         i = _bottleneck(result, current, max_replicas, fixed)
         if i is None:
             break
@@ -193,7 +189,7 @@ def plan_replicas(
         step = max(1, current[i].replicas // 4) if far else 1
         current = _with(current, i, min(max_replicas, current[i].replicas + step))
         result = search.run(current)
-    if not _meets(result, sla_p99_ms):
+    if not result.meets_sla(sla_p99_ms):
         current, result = ceiling, best
     current, result = _trim(search, current, result, sla_p99_ms, max_simulations, fixed)
     return PlanResult(
@@ -223,7 +219,7 @@ def _trim(
                 continue
             trial = _with(current, i, current[i].replicas - 1)
             trial_result = search.run(trial)
-            if _meets(trial_result, sla_p99_ms):
+            if trial_result.meets_sla(sla_p99_ms):
                 current, result, improved = trial, trial_result, True
                 break
     return current, result
@@ -351,7 +347,7 @@ def plan_cheapest(
         for s in quickest_specs(specs, catalogue)
     ]
     result = simulate(arrivals, ceiling, seed=seed, warmup_s=warmup_s, record=False)
-    if not _meets(result, sla_p99_ms):
+    if not result.meets_sla(sla_p99_ms):
         return CataloguePlan(
             None,
             math.nan,

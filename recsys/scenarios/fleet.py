@@ -34,7 +34,7 @@ from recsys.plan import (
     plan_cheapest,
     quickest_specs,
 )
-from recsys.sim.engine import SimResult, StageSpec, simulate
+from recsys.sim.engine import SimResult, StageSpec
 from recsys.sim.hardware import Hardware
 from recsys.sim.service import EmpiricalServiceTime, LogNormal
 
@@ -96,17 +96,7 @@ def simulate_catalogue(
             for s in quickest_specs(specs, catalogue)
         ]
     o = options or SimOptions()
-    result = simulate(
-        arrivals,
-        final,
-        seed=seed,
-        warmup_s=warmup_s,
-        progress=progress,
-        autoscaler=o.autoscaler,
-        n_batches=o.n_batches,
-        confidence=o.confidence,
-        timeseries_bin_s=o.timeseries_bin_s,
-    )
+    result = o.simulate(arrivals, final, seed=seed, warmup_s=warmup_s, progress=progress)
     plan = chosen.plan
     if not chosen.feasible:  # said so in result.json's plan: infeasible at any size
         trail = plan.trail if plan is not None else ()
