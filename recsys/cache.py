@@ -26,6 +26,11 @@ from recsys.errors import ArtifactError
 
 T = TypeVar("T")
 MANIFEST = "manifest.json"
+# Part of every cache key: bump it when training code changes what a stage learns from the
+# same config and data (a new loss, feature, default...), so older artifacts stop matching.
+# A single stage can also carry its own ``artifact_version`` attribute (see
+# ``recsys.pipeline.stage_config``) to invalidate only its artifacts.
+ARTIFACT_VERSION = 2
 
 
 class Cacheable(Protocol):
@@ -87,9 +92,11 @@ class ArtifactCache:
         self.root = Path(root) if root is not None else default_root()
 
     @staticmethod
-    def key(config: Mapping[str, Any], data: str = "") -> str:
-        """A short stable key for a config and a data fingerprint."""
-        return stable_hash({"config": config, "data": data})[:32]
+    def key(config: Mapping[str, Any], data: str = "", version: int | None = None) -> str:
+        """A short stable key for a config, a data fingerprint and the artifact version
+        (default :data:`ARTIFACT_VERSION`)."""
+        version = ARTIFACT_VERSION if version is None else version
+        return stable_hash({"config": config, "data": data, "artifact_version": version})[:32]
 
     def path(self, key: str) -> Path:
         return self.root / key

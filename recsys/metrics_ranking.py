@@ -39,10 +39,15 @@ def hit_matrix(recs: np.ndarray, truth: Sequence[np.ndarray], n_items: int) -> n
     return hits & (recs >= 0)
 
 
-def ranking_metrics(
+def per_user_metrics(
     recs: np.ndarray, truth: Sequence[np.ndarray], n_items: int, k: int = 10
-) -> dict[str, float]:
-    """NDCG@k, recall@k, HR@k, MRR@k, coverage and the number of users evaluated."""
+) -> dict[str, np.ndarray]:
+    """Each evaluated user's NDCG@k, recall@k, HR@k and reciprocal rank.
+
+    Returns arrays of one value per user with a non-empty truth set, in input order, and
+    ``"user_index"``: each value's row in ``recs`` (so two lists evaluated on the same
+    users can be paired, e.g. for a bootstrap of their difference).
+    """
     recs = np.asarray(recs, dtype=np.int64)[:, :k]
     n_true = np.fromiter((len(np.unique(t)) for t in truth), dtype=np.int64, count=len(truth))
     keep = n_true > 0
@@ -51,18 +56,57 @@ def ranking_metrics(
     recs, n_true = recs[keep], n_true[keep]
     hits = hit_matrix(recs, [t for t, m in zip(truth, keep, strict=True) if m], n_items)
     discounts = 1.0 / np.log2(np.arange(2, recs.shape[1] + 2))
-    dcg = (hits * discounts).sum(1)
     ideal = np.cumsum(discounts)[np.minimum(n_true, recs.shape[1]) - 1]
     first = np.where(hits.any(1), hits.argmax(1) + 1, 0)
-    rr = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
     return {
-        f"ndcg@{k}": float(np.mean(dcg / ideal)),
-        f"recall@{k}": float(np.mean(hits.sum(1) / n_true)),
-        f"hr@{k}": float(np.mean(hits.any(1))),
-        f"mrr@{k}": float(np.mean(rr)),
-        "coverage": coverage(recs, n_items),
-        "n_users": len(recs),
+        f"ndcg@{k}": (hits * discounts).sum(1) / ideal,
+        f"recall@{k}": hits.sum(1) / n_true,
+        f"hr@{k}": hits.any(1).astype(np.float64),
+        f"mrr@{k}": np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0),
+        "user_index": np.flatnonzero(keep),
     }
+
+
+def ranking_metrics(
+    recs: np.ndarray, truth: Sequence[np.ndarray], n_items: int, k: int = 10
+) -> dict[str, float]:
+    """NDCG@k, recall@k, HR@k, MRR@k, coverage and the number of users evaluated."""
+    per_user = per_user_metrics(recs, truth, n_items, k)
+    kept = np.asarray(recs, dtype=np.int64)[per_user.pop("user_index"), :k]
+    out: dict[str, float] = {name: float(np.mean(v)) for name, v in per_user.items()}
+    return {**out, "coverage": coverage(kept, n_items), "n_users": len(kept)}
+
+
+def paired_bootstrap_relative(
+    variant: Sequence[np.ndarray],
+    source: Sequence[np.ndarray],
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``mean(variant) / mean(source) - 1`` averaged over runs, with a paired bootstrap CI.
+
+    ``variant[r]`` and ``source[r]`` are per-user values of run ``r`` (e.g. one training
+    seed) on the same users in the same order. Each bootstrap replicate resamples the users
+    of every run with replacement, the same draw for variant and source (paired), and
+    averages the relative difference over runs. Runs with as many users get the same
+    draw, so a fixed test set is resampled consistently across seeds. Returns
+    ``(estimate, low, high)``: the percentile interval at ``level``.
+    """
+    if len(variant) != len(source) or not variant:
+        raise ValueError("need one variant and one source array per run, at least one run")
+    estimate, replicates = 0.0, np.zeros(n_boot)
+    for run_v, run_s in zip(variant, source, strict=True):
+        v, s = np.asarray(run_v, np.float64), np.asarray(run_s, np.float64)
+        if v.shape != s.shape or v.ndim != 1 or len(v) == 0:
+            raise ValueError(f"paired per-user arrays must match, got {v.shape} and {s.shape}")
+        idx = np.random.default_rng(seed).integers(len(v), size=(n_boot, len(v)))
+        estimate += v.mean() / s.mean() - 1
+        replicates += v[idx].mean(1) / s[idx].mean(1) - 1
+    runs = len(variant)
+    tail = (1 - level) / 2
+    low, high = np.quantile(replicates / runs, [tail, 1 - tail])
+    return estimate / runs, float(low), float(high)
 
 
 def coverage(recs: np.ndarray, n_items: int) -> float:

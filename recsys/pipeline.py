@@ -14,9 +14,9 @@ from typing import Any, Self
 
 import numpy as np
 
-from recsys.cache import ArtifactCache, data_fingerprint, stable_hash
+from recsys.cache import ArtifactCache, data_fingerprint
 from recsys.errors import ConfigError
-from recsys.metrics_ranking import ranking_metrics, recall_against
+from recsys.metrics_ranking import per_user_metrics, ranking_metrics, recall_against
 from recsys.stages.base import Candidates, Ranker, Retriever
 from recsys.stages.history import SeenItems
 
@@ -40,12 +40,18 @@ class StageCall:
 
 @dataclass(frozen=True)
 class QualityReport:
-    """Offline quality of a pipeline on the test part of a split."""
+    """Offline quality of a pipeline on the test part of a split.
+
+    ``per_user`` holds each evaluated user's final-list metrics (``"ndcg@10"``...) and
+    ``"user"``, their ids, in evaluation order: two pipelines evaluated on the same split
+    give paired arrays (for a bootstrap of their difference).
+    """
 
     metrics: dict[str, float]
     k: int
     n_users: int
     stages: list[dict[str, Any]] = field(default_factory=list)
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.metrics, "k": self.k, "n_users": self.n_users}
@@ -173,12 +179,14 @@ class Pipeline:
         final = stages[-1].head(self.final_n)
         metrics = ranking_metrics(final.items, truth, split.train.n_items, k=10)
         n_users = metrics.pop("n_users")
+        per_user = per_user_metrics(final.items, truth, split.train.n_items, k=10)
+        per_user["user"] = users[per_user.pop("user_index")]
         retrieved = stages[0].items
         metrics["retrieval_recall@k"] = ranking_metrics(
             retrieved, truth, split.train.n_items, k=self.k
         )[f"recall@{self.k}"]
         metrics["retrieval_recall_vs_exact@k"] = self._recall_vs_exact(users, retrieved)
-        return QualityReport(metrics, self.k, int(n_users), self.describe())
+        return QualityReport(metrics, self.k, int(n_users), self.describe(), per_user)
 
     def _recall_vs_exact(self, users: np.ndarray, retrieved: np.ndarray) -> float:
         if getattr(self.retriever, "is_exact", False):
@@ -304,7 +312,7 @@ def _fit_stage(
     """Fit ``stage`` (through the cache when it can save and restore itself); its key."""
     if cache is None or not (hasattr(stage, "save") and hasattr(stage, "restore")):
         fit()
-        return stable_hash({"config": config, "data": data_fp})[:32]
+        return ArtifactCache.key(config, data_fp)
     key, _ = cache.fit_stage(stage, config, data_fp, fit)  # type: ignore[arg-type]
     return key
 

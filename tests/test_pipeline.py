@@ -114,3 +114,13 @@ def test_build_pipeline_accepts_hydra_style_specs():
     assert pipe.rankers == [(ranker, 20)]
     with pytest.raises(ConfigError, match="needs a 'ranker'"):
         build_pipeline(retriever, [{"n": 3}], k=30)
+
+
+def test_evaluate_per_user_ndcg_pairs_users_and_averages_to_the_metric(small_split, cascade):
+    report = cascade.evaluate(small_split)
+    per_user = report.per_user
+    assert len(per_user["user"]) == len(per_user["ndcg@10"]) == report.n_users
+    assert set(per_user["user"]) <= set(small_split.test_users())
+    assert per_user["ndcg@10"].mean() == pytest.approx(report.metrics["ndcg@10"])
+    other = Pipeline(cascade.retriever, k=80, final_n=10).evaluate(small_split)
+    np.testing.assert_array_equal(other.per_user["user"], per_user["user"])

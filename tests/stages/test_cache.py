@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
+from recsys import cache as cache_module
 from recsys.cache import ArtifactCache, data_fingerprint, default_root, stable_hash
 from recsys.errors import ArtifactError
 from recsys.pipeline import Pipeline
 from recsys.stages.embeddings import TwoTower
 from recsys.stages.ranking import LightGBMRanker
-from recsys.stages.retrieval import hnsw
+from recsys.stages.retrieval import PopularityRetriever, hnsw
 from tests.stages.conftest import interactions, make_small_split
 
 
@@ -101,3 +102,27 @@ def test_pipeline_trains_each_stage_once_across_a_sweep(tmp_path):
         first.rankers[0][0].score(first.retriever.retrieve(users, 40)),
         second.rankers[0][0].score(first.retriever.retrieve(users, 40)),
     )
+
+
+def test_key_carries_the_artifact_version():
+    config = {"model": "x", "dim": 4}
+    key = ArtifactCache.key(config, "data0")
+    assert ArtifactCache.key(config, "data0", version=cache_module.ARTIFACT_VERSION) == key
+    assert ArtifactCache.key(config, "data0", version=cache_module.ARTIFACT_VERSION + 1) != key
+
+
+def test_bumping_the_artifact_version_retrains_a_cached_stage(monkeypatch, tmp_path):
+    split = make_small_split()
+    cache = ArtifactCache(tmp_path)
+
+    def fit() -> None:
+        ranker = LightGBMRanker(n_estimators=5, num_leaves=7, min_child_samples=5)
+        Pipeline(PopularityRetriever(), k=40, rankers=[(ranker, 10)]).fit(split, cache=cache)
+
+    fit()
+    entries = set(tmp_path.iterdir())
+    fit()
+    assert set(tmp_path.iterdir()) == entries  # same version: restored
+    monkeypatch.setattr(cache_module, "ARTIFACT_VERSION", cache_module.ARTIFACT_VERSION + 1)
+    fit()
+    assert len(set(tmp_path.iterdir()) - entries) == 1  # the ranker is trained and stored again
