@@ -283,7 +283,7 @@ def build_pipeline(
 
 
 # Parameters that change how a fitted stage serves, not what it learns: kept out of cache keys.
-SERVING_ONLY = frozenset({"backend", "n_threads", "nprobe", "ef_search"})
+SERVING_ONLY = frozenset({"backend", "n_threads", "nprobe", "ef_search", "k_factor"})
 
 
 def stage_config(stage: object) -> dict[str, Any]:

@@ -59,15 +59,45 @@ def torch_to_onnx(module: object, n_features: int) -> bytes:
     return program.model_proto.SerializeToString()
 
 
-def quantize_int8(model_bytes: bytes) -> bytes:
-    """Dynamic int8 quantisation (weights int8, activations uint8 per tensor at run time)."""
+def dense_layers(model_bytes: bytes) -> list[str]:
+    """Names of the matrix-multiply nodes (``Gemm``/``MatMul``), in graph order."""
+    import onnx
+
+    graph = onnx.load_from_string(model_bytes).graph
+    return [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+
+
+def quantize_int8(
+    model_bytes: bytes, per_channel: bool = True, fp32_layers: tuple[str, ...] = ()
+) -> bytes:
+    """Dynamic int8 quantisation (weights int8, activations uint8 per tensor at run time).
+
+    ``per_channel`` gives each output unit of a weight matrix its own int8 scale (on
+    ml-latest-small it kept slightly more of the fp32 top-10 than one scale per matrix);
+    ``fp32_layers`` (``"first"``, ``"last"``) keeps those dense layers in fp32. Activations
+    are quantised per tensor either way; ``reduce_range`` is left off (it only matters on
+    CPUs without VNNI, where 8-bit products can saturate).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    unknown = set(fp32_layers) - {"first", "last"}
+    if unknown:
+        raise ConfigError(f"fp32_layers may hold 'first' and 'last', got {sorted(unknown)}")
+    layers = dense_layers(model_bytes)
+    kept = {layers[0 if w == "first" else -1] for w in fp32_layers} if layers else set()
+    # the quantiser first splits each Gemm into MatMul + Add named "<gemm>_MatMul"
+    exclude = sorted(kept | {f"{name}_MatMul" for name in kept})
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
         with _quiet():
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                str(src),
+                str(dst),
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                nodes_to_exclude=exclude,
+            )
         return dst.read_bytes()
 
 

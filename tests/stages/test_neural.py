@@ -64,7 +64,7 @@ def test_distilled_student_follows_its_teacher(valid_candidates):
     teacher.fit(split.train, split.valid, valid_candidates)
     student = DistilledRanker(teacher, fit_teacher=False, epochs=40)
     student.fit(split.train, split.valid, valid_candidates)
-    assert student.name == "distilled_small"
+    assert student.name == "distilled_student"
     agree = recall_against(
         student.rank(valid_candidates, 10).items, teacher.rank(valid_candidates, 10).items
     )

@@ -1,3 +1,4 @@
+import faiss
 import numpy as np
 import pytest
 
@@ -43,6 +44,8 @@ def test_history_added_later_is_excluded():
         ("HNSW8", {"nprobe": 2}, "not an IVF index"),
         ("IVF8,Flat", {}, "nlist=8 exceeds the 5 items"),
         ("Flat", {"ef_construction": 10}, "no HNSW graph"),
+        ("IVF2,Flat", {"k_factor": 4}, "no ',RFlat' refine step"),
+        ("IVF2,Flat,RFlat", {"k_factor": 0}, "k_factor must be at least 1"),
     ],
 )
 def test_bad_index_configs_are_config_errors(factory, kwargs, message):
@@ -119,3 +122,19 @@ def test_hnsw_searches_biased_vectors_through_the_l2_reduction():
     )
     truth = approx.exact().retrieve(ids, 50).items
     assert recall_against(approx.retrieve(ids, 50).items, truth) >= 0.95
+
+
+def test_ivfpq_refine_step_recovers_the_recall_the_codes_lose():
+    users, items = clustered()
+    train = interactions([(u, u) for u in range(len(users))], n_items=len(items))
+    emb = PrecomputedEmbedding(users, items)
+    ids = np.arange(len(users))
+    coarse = ivfpq(emb, nlist=32, m=4, nbits=4, nprobe=8).fit(train)
+    refined = ivfpq(emb, nlist=32, m=4, nbits=4, nprobe=8, refine_k_factor=8).fit(train)
+    assert refined.factory.endswith(",RFlat")
+    assert faiss.downcast_index(refined.index_).k_factor == 8
+    truth = coarse.exact().retrieve(ids, 50).items
+    base = recall_against(coarse.retrieve(ids, 50).items, truth)
+    better = recall_against(refined.retrieve(ids, 50).items, truth)
+    assert base < 0.8
+    assert better >= 0.95
