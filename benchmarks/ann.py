@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ann.py                         # 1M items (several minutes)
     .venv/bin/python benchmarks/ann.py --n-items 100000 --quick
+    .venv/bin/python benchmarks/ann.py --only PQ                # only the IVF-PQ rows
 
 Embeddings come from a two-tower model trained on the synthetic interactions (cached under
 ``--cache``, so a rerun skips training). Every index answers the same ``--queries`` user
@@ -37,7 +38,10 @@ CONFIGS = [
     ("HNSW16", {"ef_construction": 100}, "efSearch", [100, 128, 192]),
     ("HNSW32", {"ef_construction": 100}, "efSearch", [100, 128, 192]),
     ("IVF1024,Flat", {}, "nprobe", [16, 32, 64]),
-    ("IVF1024,PQ16x8", {}, "nprobe", [32]),
+    ("IVF1024,PQ16x8np", {}, "nprobe", [32]),
+    # the same codes plus a refine step: k_factor * k coded candidates re-ranked exactly
+    ("IVF1024,PQ16x8np,RFlat", {"nprobe": 32}, "k_factor_rf", [2, 4, 8]),
+    ("IVF1024,PQ16x8np,RFlat", {"nprobe": 64}, "k_factor_rf", [8]),
     ("SQ8", {}, None, [None]),
 ]
 QUICK = [
@@ -89,6 +93,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="keep configs whose factory contains one of these"
+    )
     parser.add_argument("--cache", type=Path, default=Path(".cache/recsys"))
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
     args = parser.parse_args()
@@ -106,7 +113,10 @@ def main() -> None:
         {"factory": "Flat", "param": "", "value": "", "build_s": 0.0, "recall": 1.0,
          "score_recall": 1.0, "qps": exact_qps, "speedup": 1.0},
     ]  # fmt: skip
-    for factory, options, param, values in QUICK if args.quick else CONFIGS:
+    configs = QUICK if args.quick else CONFIGS
+    if args.only:
+        configs = [c for c in configs if any(part in c[0] for part in args.only)]
+    for factory, options, param, values in configs:
         retriever = FaissRetriever(
             model, factory, n_threads=args.build_threads, train_size=200_000, **options
         ).fit(inter)
