@@ -144,7 +144,14 @@ def run_once(cfg: DictConfig, out: Path, limits: LoadTestLimits) -> dict[str, An
     warmup_s = float(arrivals[min(int(lt.warmup_requests), len(arrivals) - 1)])
     payloads = np.random.default_rng([seed, 1]).choice(served.users, len(arrivals))
     log.info("load test: %d requests over %.1f s", len(arrivals), arrivals[-1])
-    real = run_loadtest(arrivals, served.stages, payloads, warmup_s=warmup_s, limits=limits)
+    real = run_loadtest(
+        arrivals,
+        served.stages,
+        payloads,
+        warmup_s=warmup_s,
+        limits=limits,
+        generator=str(lt.generator),
+    )
     names = [s.name for s in served.stages]
     doc: dict[str, Any] = {
         "schema_version": 1,
@@ -246,6 +253,7 @@ def calibration_options(cfg: DictConfig) -> CalibrationOptions:
         capacity_requests=int(c.capacity_requests),
         min_batch_samples=int(c.min_batch_samples),
         sim_replications=int(c.sim_replications),
+        generator=str(cfg.loadtest.generator),
         seed=int(cfg.seed),
     )
 

@@ -5,9 +5,11 @@ For one pairing (its live stages, its profile) and each utilisation level:
 1. the arrival rate is ``utilization x capacity``; capacity is measured by saturating the live
    server (``capacity="measured"``: the most it really serves) or derived from the profile
    (``"profile"``: ``workers x max_batch / mean service(max_batch)`` of the slowest stage);
-2. a **probe** load test at that rate (its own arrivals) yields the service times the stages
-   really have while serving together: each batch's service plus its dispatch delay (wake-up
-   and GIL hand-over), measured in the server. That is the **calibrated** profile;
+2. a **probe** load test at that rate (its own arrivals) yields what the stages really cost
+   while serving together, measured in the server: how long each batch held its worker (its
+   dispatch delay - wake-up and GIL hand-over -, its service, and handing its results on),
+   the ingress delay of each request (scheduled arrival to the first queue: the receive
+   path) and the hand-off delay into each later queue. That is the **calibrated** model;
 3. the **main** load test (other arrivals) is the measurement;
 4. the simulator replays exactly the main test's arrivals with the profile of each stage timed
    alone (**profiled**, what ``recsys-sim`` predicts) and with the calibrated profile, each
@@ -21,6 +23,7 @@ percentiles come with batch-means 95% intervals: the sampling noise of the measu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -41,7 +44,7 @@ from recsys.loadtest.compare import (
     service_table,
     stage_diagnostics,
 )
-from recsys.loadtest.run import LoadTestLimits, LoadTestResult, run_loadtest
+from recsys.loadtest.run import GENERATORS, LoadTestLimits, LoadTestResult, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel
@@ -64,6 +67,7 @@ class CalibrationOptions:
     capacity_requests: int = 2000
     min_batch_samples: int = 20
     sim_replications: int = 5
+    generator: str = "process"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +83,8 @@ class CalibrationOptions:
             raise ConfigError("calibration probe_requests must be >= 0, capacity_requests >= 10")
         if self.sim_replications < 1:
             raise ConfigError("calibration sim_replications must be >= 1")
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"loadtest.generator must be one of {list(GENERATORS)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,8 +191,29 @@ def arrivals_at(
 # -- one level ------------------------------------------------------------------------------
 
 
-def sim_specs(stages: Sequence[LiveStage], models: Mapping[str, ServiceTimeModel]) -> list:
-    """Simulator stages with the live stages' settings; no network inside one process."""
+@dataclass(frozen=True, eq=False)
+class SimModel:
+    """What the simulator is given for one comparison.
+
+    ``services``: each stage's service-time model (how long a batch holds its worker).
+    ``ingress_ms``: samples of the delay between a request's scheduled arrival and its joining
+    the first queue (the server's receive path), drawn per request; None for none.
+    ``handoff_ms``: a constant delay into each later stage (results handed from one stage's
+    thread to the next stage's queue), the simulator's ``network_ms``.
+    """
+
+    services: dict[str, ServiceTimeModel]
+    ingress_ms: np.ndarray | None = None
+    handoff_ms: dict[str, float] = field(default_factory=dict)
+
+
+def sim_specs(
+    stages: Sequence[LiveStage],
+    models: Mapping[str, ServiceTimeModel],
+    handoff_ms: Mapping[str, float] | None = None,
+) -> list:
+    """Simulator stages with the live stages' settings; network delay only where measured
+    (``handoff_ms``), as the stages share one process."""
     return [
         StageSpec(
             name=s.name,
@@ -197,20 +224,44 @@ def sim_specs(stages: Sequence[LiveStage], models: Mapping[str, ServiceTimeModel
             max_wait_ms=s.max_wait_ms,
             queue_capacity=s.queue_capacity,
             timeout_ms=s.timeout_ms,
-            network_ms=0.0,
+            network_ms=float((handoff_ms or {}).get(s.name, 0.0)),
         )
         for s in stages
     ]
 
 
-def calibrated_models(
+def calibrated_model(
     probe: LoadTestResult, profile: pd.DataFrame, stages: Sequence[str], min_samples: int
-) -> tuple[dict[str, ServiceTimeModel], pd.DataFrame]:
-    """Service models from a probe load test: dispatch + service of every batch it served."""
-    dispatch = {s: probe.dispatch_ms(s) for s in stages}
-    measured = service_table(probe.records, stages, probe.warmup_s, dispatch)
+) -> tuple[SimModel, pd.DataFrame]:
+    """The simulator's inputs as a probe load test measured them inside the server.
+
+    A batch's service time is how long it held its worker (dispatch delay + service + handing
+    its results on: :meth:`LoadTestResult.hold_ms`); the receive path before the first queue
+    and the hand-off into each later queue are delays outside the workers.
+    """
+    overhead = {s: probe.overhead_ms(s) for s in stages}
+    measured = service_table(probe.records, stages, probe.warmup_s, overhead)
     table = fill_batch_sizes(measured, profile, min_samples)
-    return profiled_models(table, stages), table
+    after_warmup = probe.records["arrival_s"].to_numpy() >= probe.warmup_s
+    ingress = probe.ingress_ms()[after_warmup]
+    ingress = ingress[np.isfinite(ingress)].clip(min=0.0)
+    model = SimModel(
+        services=profiled_models(table, stages),
+        ingress_ms=ingress if ingress.size else None,
+        handoff_ms=handoff_ms(probe.records[after_warmup], stages),
+    )
+    return model, table
+
+
+def handoff_ms(records: pd.DataFrame, stages: Sequence[str]) -> dict[str, float]:
+    """Median time from a stage's batch finishing to its requests joining the next queue."""
+    out = {}
+    for before, stage in itertools.pairwise(stages):
+        done = records[f"{before}_start_s"] + records[f"{before}_service_ms"] / 1000.0
+        gap = (records[f"{stage}_enqueue_s"] - done).to_numpy() * 1000.0
+        gap = gap[np.isfinite(gap)]
+        out[stage] = max(float(np.median(gap)), 0.0) if gap.size else 0.0
+    return out
 
 
 def _probe(
@@ -219,38 +270,54 @@ def _probe(
     options: CalibrationOptions,
     limits: LoadTestLimits,
     rng: np.random.Generator,
-) -> tuple[dict[str, ServiceTimeModel] | None, str]:
-    """The calibrated service models from a probe load test at ``rate`` (None if it failed)."""
+) -> tuple[SimModel | None, str]:
+    """The calibrated simulator inputs from a probe load test at ``rate`` (None if it failed)."""
     names = [s.name for s in pairing.stages]
     arrivals = arrivals_at(pairing.workload, rate, options.probe_requests, rng)
     warm = float(arrivals[min(options.warmup_requests, arrivals.size - 1)])
     users = rng.choice(pairing.users, arrivals.size)
-    probe = run_loadtest(arrivals, pairing.stages, users, warmup_s=warm, limits=limits)
+    probe = run_loadtest(
+        arrivals, pairing.stages, users, warmup_s=warm, limits=limits, generator=options.generator
+    )
     if not probe.records["outcome"].eq("ok").any():
         return None, probe.status
-    models, _ = calibrated_models(probe, pairing.profile, names, options.min_batch_samples)
-    return models, probe.status
+    model, _ = calibrated_model(probe, pairing.profile, names, options.min_batch_samples)
+    return model, probe.status
 
 
 def simulate_pooled(
     arrivals: np.ndarray,
     stages: Sequence[LiveStage],
-    models: Mapping[str, ServiceTimeModel],
+    model: SimModel,
     *,
     seed: int,
     warmup_s: float,
     replications: int,
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Latency samples of ``replications`` simulations of the same arrivals (pooled), and
-    the first replication's records."""
+    the first replication's records.
+
+    With ``model.ingress_ms``, each request reaches the first queue after its own draw of
+    the ingress delay (so requests may overtake one another there), and that delay counts in
+    its end-to-end latency, as it does in the load test.
+    """
     names = [s.name for s in stages]
+    specs = sim_specs(stages, model.services, model.handoff_ms)
+    delays = np.random.default_rng([seed, 7])
     pooled: dict[str, list[np.ndarray]] = {}
     first = None
     for r in range(replications):
-        result = simulate(arrivals, sim_specs(stages, models), seed=seed + r, warmup_s=warmup_s)
+        times, extra_ms, scheduled = arrivals, 0.0, arrivals
+        if model.ingress_ms is not None:
+            d = delays.choice(model.ingress_ms, arrivals.size) / 1000.0
+            order = np.argsort(arrivals + d, kind="stable")
+            times, extra_ms, scheduled = (arrivals + d)[order], d[order] * 1000.0, arrivals[order]
+        result = simulate(times, specs, seed=seed + r, warmup_s=warmup_s)
         assert result.records is not None
-        first = result.records if first is None else first
-        for name, values in latencies_ms(result.records, names, warmup_s).items():
+        records = result.records.assign(arrival_s=scheduled)
+        records["e2e_ms"] = records["e2e_ms"] + extra_ms
+        first = records if first is None else first
+        for name, values in latencies_ms(records, names, warmup_s).items():
             pooled.setdefault(name, []).append(values)
     assert first is not None
     return {k: np.concatenate(v) for k, v in pooled.items()}, first
@@ -267,7 +334,7 @@ def run_level(
     """Probe, measure and simulate one level; the level and the real records."""
     names = [s.name for s in pairing.stages]
     rate = utilization * capacity_qps
-    models = {"profiled": profiled_models(pairing.profile, names)}
+    models: dict[str, SimModel] = {"profiled": SimModel(profiled_models(pairing.profile, names))}
     probe_status = None
     if options.probe_requests:
         calibrated, probe_status = _probe(pairing, rate, options, limits, rng)
@@ -276,7 +343,14 @@ def run_level(
     arrivals = arrivals_at(pairing.workload, rate, options.n_requests, rng)
     warmup_s = float(arrivals[options.warmup_requests])
     users = rng.choice(pairing.users, arrivals.size)
-    real = run_loadtest(arrivals, pairing.stages, users, warmup_s=warmup_s, limits=limits)
+    real = run_loadtest(
+        arrivals,
+        pairing.stages,
+        users,
+        warmup_s=warmup_s,
+        limits=limits,
+        generator=options.generator,
+    )
     real_lat = latencies_ms(real.records, names, warmup_s)
     seed = int(rng.integers(2**31))
     sims, comparisons, sim_records = {}, {}, {}

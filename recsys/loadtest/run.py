@@ -1,10 +1,20 @@
 """Open-loop load test: replay an arrival trace into a :class:`~recsys.loadtest.server.LiveServer`.
 
-The generator (the calling thread) submits every request at its scheduled time, whether or
-not earlier ones have finished (open loop: no coordinated omission). It sleeps until just
-before each arrival, aiming early by a running estimate of how late ``time.sleep`` wakes up,
-then spins the last few microseconds. Latency is measured from the *scheduled* arrival, as
-the simulator does.
+The generator submits every request at its scheduled time, whether or not earlier ones have
+finished (open loop: no coordinated omission). It sleeps until just before each arrival, aiming
+early by a running estimate of how late ``time.sleep`` wakes up, then spins the last few
+microseconds. Latency is measured from the *scheduled* arrival, as the simulator does.
+
+Where the generator runs (``generator``):
+
+- ``"process"`` (the default): its own process (:mod:`recsys.loadtest.sender`), as real
+  clients are; it sends request numbers through a pipe, and the calling thread of the server
+  process receives them and submits them (the server's ingress: what a real server's network
+  thread does). Its spinning and timing then neither hold nor wait for the server's GIL.
+  The time from a scheduled arrival to its submission is the **ingress delay**, part of the
+  measured latency (``ingress_ms``).
+- ``"thread"``: the calling thread generates and submits itself (no pipe, but it competes
+  with the stages for the GIL and the cores; kept for tests and comparison).
 
 If the generator itself falls behind its schedule, what it measures is partly its own lag, not
 the server's latency: such a run is flagged ``generator_behind`` (and stopped early once any
@@ -14,20 +24,30 @@ request is ``abort_lag_ms`` late) instead of being reported as latency.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recsys.errors import ConfigError, RecsysError
+from recsys.loadtest import sender
 from recsys.loadtest.server import LiveServer, LiveStage
 from recsys.sim.engine import check_arrivals
 from recsys.sim.records import PENDING, RequestLog
 
 OK_STATUS, BEHIND, UNFINISHED = "ok", "generator_behind", "unfinished"
+GENERATORS = ("process", "thread")
+# Time zero of a run lies this far after the server is ready, so the generator process has
+# learnt it before the first arrival.
+START_LEAD_S = 0.05
 
 
 class GeneratorBehind(RecsysError):
@@ -93,6 +113,8 @@ class LoadTestResult:
     wall_s: float
     ready_s: dict[str, np.ndarray] = field(default_factory=dict)
     cpu_s: dict[str, np.ndarray] = field(default_factory=dict)
+    release_s: dict[str, np.ndarray] = field(default_factory=dict)
+    generator_mode: str = "thread"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,6 +125,20 @@ class LoadTestResult:
         """Per request: how long after its batch could start it did start (wake-up, GIL)."""
         start = self.records[f"{stage}_start_s"].to_numpy()
         return (start - self.ready_s[stage]) * 1000.0
+
+    def hold_ms(self, stage: str) -> np.ndarray:
+        """Per request: how long its batch held the worker, from the moment it could start
+        until the worker was free again (dispatch + service + handing the results on)."""
+        return (self.release_s[stage] - self.ready_s[stage]) * 1000.0
+
+    def overhead_ms(self, stage: str) -> np.ndarray:
+        """Per request: the part of :meth:`hold_ms` outside the stage's own service time."""
+        return self.hold_ms(stage) - self.records[f"{stage}_service_ms"].to_numpy()
+
+    def ingress_ms(self) -> np.ndarray:
+        """Per request: scheduled arrival to joining the first queue (receive path), ms."""
+        first = self.records[f"{self.stages[0]}_enqueue_s"].to_numpy()
+        return (first - self.records["arrival_s"].to_numpy()) * 1000.0
 
     def cpu_ms(self, stage: str) -> np.ndarray:
         """Per request: CPU time its stage's worker thread used on its batch."""
@@ -115,7 +151,13 @@ class LoadTestResult:
         if late.size == 0:
             return {"lag_p50_ms": math.nan, "lag_p99_ms": math.nan, "lag_max_ms": math.nan}
         p50, p99 = np.percentile(late, [50, 99])
-        return {"lag_p50_ms": float(p50), "lag_p99_ms": float(p99), "lag_max_ms": float(late.max())}
+        out = {"lag_p50_ms": float(p50), "lag_p99_ms": float(p99), "lag_max_ms": float(late.max())}
+        ingress = self.ingress_ms()[measured]
+        ingress = ingress[np.isfinite(ingress)]
+        if ingress.size:
+            i50, i99 = np.percentile(ingress, [50, 99])
+            out |= {"ingress_p50_ms": float(i50), "ingress_p99_ms": float(i99)}
+        return out
 
     def raise_for_status(self) -> None:
         """:class:`GeneratorBehind` or :class:`Unfinished` unless the run is usable."""
@@ -131,6 +173,7 @@ class LoadTestResult:
             "requests": len(self.records),
             "warmup_s": self.warmup_s,
             "wall_s": self.wall_s,
+            "generator_mode": self.generator_mode,
             "generator": self.generator(),
             **self.extra,
         }
@@ -169,6 +212,62 @@ def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> 
     return n, OK_STATUS
 
 
+def _receive(
+    server: LiveServer, times: np.ndarray, limits: LoadTestLimits
+) -> tuple[int, str, np.ndarray]:
+    """Run the generator process and submit what it sends; (submitted, stop reason, lateness
+    of each request in ms, NaN where never sent)."""
+    n, max_in_flight = times.size, limits.max_in_flight
+    with tempfile.TemporaryDirectory(prefix="recsys-loadtest-") as tmp:
+        arrivals_path, late_path = Path(tmp) / "arrivals.npy", Path(tmp) / "late.npy"
+        np.save(arrivals_path, times)
+        script = Path(sender.__file__)
+        args = [str(arrivals_path), str(late_path), repr(limits.spin_us), repr(limits.abort_lag_ms)]
+        proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        fd, record = proc.stdout.fileno(), sender.RECORD
+        stopped, submitted = OK_STATUS, 0
+        try:
+            if os.read(fd, 1) != sender.READY:
+                raise RuntimeError("the load generator process did not start")
+            server.start(delay_s=START_LEAD_S)
+            proc.stdin.write(f"{server.clock.t0!r}\n".encode())
+            proc.stdin.close()
+            pending = b""
+            while chunk := os.read(fd, 65536):
+                pending += chunk
+                whole = len(pending) - len(pending) % record.size
+                for first, end in record.iter_unpack(pending[:whole]):
+                    server.submit(range(first, end))
+                    submitted = end
+                pending = pending[whole:]
+                if server.finished.is_set() and server.error is not None:
+                    stopped = "error"
+                    break
+                if submitted - (n - server.outstanding) > max_in_flight:
+                    stopped = UNFINISHED
+                    break
+        finally:
+            if proc.poll() is None and stopped != OK_STATUS:
+                proc.kill()
+            code = proc.wait()
+            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        if stopped == OK_STATUS and code == sender.BEHIND_EXIT:
+            stopped = BEHIND
+        elif stopped == OK_STATUS and code != 0:
+            raise RuntimeError(f"the load generator process failed (exit {code}): {err[-500:]}")
+        lateness = np.load(late_path) * 1000.0 if late_path.exists() else np.full(n, np.nan)
+    # Stopped before it could save its own timing: the receive side's lateness (an upper
+    # bound on the generator's) stands in for the requests it did send.
+    received = (np.frombuffer(server.log.enqueue_s[0], dtype=np.float64) - times) * 1000.0
+    return submitted, stopped, np.where(np.isnan(lateness), received, lateness)
+
+
 def run_loadtest(
     arrivals: np.ndarray | Sequence[float],
     stages: Sequence[LiveStage],
@@ -176,12 +275,19 @@ def run_loadtest(
     *,
     warmup_s: float = 0.0,
     limits: LoadTestLimits | None = None,
+    generator: str = "process",
 ) -> LoadTestResult:
     """Serve ``payloads[i]`` (the first stage's input) arriving at ``arrivals[i]`` seconds.
 
-    Returns records in the simulator's format (:meth:`RequestLog.to_frame`); requests that
-    never finished have outcome NA. Check ``status`` (or call ``raise_for_status``).
+    ``generator``: ``"process"`` (a separate generator process, the default) or ``"thread"``
+    (the calling thread; see the module docstring). Returns records in the simulator's format
+    (:meth:`RequestLog.to_frame`); requests that never finished have outcome NA. Check
+    ``status`` (or call ``raise_for_status``).
     """
+    if generator not in GENERATORS:
+        raise ConfigError(
+            f"loadtest.generator must be one of {list(GENERATORS)}, got {generator!r}"
+        )
     limits = limits or LoadTestLimits()
     times = check_arrivals(arrivals)
     limits.check(times)
@@ -190,9 +296,12 @@ def run_loadtest(
     log = RequestLog(times, len(stages))
     server = LiveServer(stages, log, list(payloads))
     started = time.perf_counter()
-    server.start()
-    submitted, stopped = _generate(server, times, limits)
-    lateness = (np.frombuffer(log.enqueue_s[0], dtype=np.float64) - times) * 1000.0
+    if generator == "process":
+        submitted, stopped, lateness = _receive(server, times, limits)
+    else:
+        server.start()
+        submitted, stopped = _generate(server, times, limits)
+        lateness = (np.frombuffer(log.enqueue_s[0], dtype=np.float64) - times) * 1000.0
     status, message = _status(times, lateness, submitted, stopped, warmup_s, limits)
     if status == OK_STATUS and not server.finished.wait(limits.drain_s):
         status, message = (
@@ -210,9 +319,25 @@ def run_loadtest(
     frame = log.to_frame(names)
     outcome = np.frombuffer(log.outcome, dtype=np.int8)
     frame.loc[outcome == PENDING, "outcome"] = pd.NA
-    ready = {p.stage.name: np.frombuffer(p.ready_s, dtype=np.float64) for p in server.pools}
-    cpu = {p.stage.name: np.frombuffer(p.cpu_s, dtype=np.float64) for p in server.pools}
-    return LoadTestResult(frame, names, warmup_s, status, message, lateness, wall, ready, cpu)
+
+    def per_stage(field: str) -> dict[str, np.ndarray]:
+        return {
+            p.stage.name: np.frombuffer(getattr(p, field), dtype=np.float64) for p in server.pools
+        }
+
+    return LoadTestResult(
+        frame,
+        names,
+        warmup_s,
+        status,
+        message,
+        lateness,
+        wall,
+        ready_s=per_stage("ready_s"),
+        cpu_s=per_stage("cpu_s"),
+        release_s=per_stage("release_s"),
+        generator_mode=generator,
+    )
 
 
 def _rate(times: np.ndarray) -> str:
@@ -241,10 +366,11 @@ def _status(
     measured = finite & (times >= warmup_s)
     late = lateness_ms[measured] if measured.any() else lateness_ms[finite]
     p99 = float(np.percentile(late, 99)) if late.size else math.inf
+    worst = float(late.max()) if late.size else math.inf
     if p99 > limits.max_lag_ms:
         return BEHIND, (
             f"the load generator ran behind its schedule: p99 lateness {p99:.2f} ms > "
-            f"loadtest.max_lag_ms={limits.max_lag_ms:g} (worst {np.max(late):.2f} ms; "
+            f"loadtest.max_lag_ms={limits.max_lag_ms:g} (worst {worst:.2f} ms; "
             f"{_rate(times)}); this machine cannot drive this trace open-loop, and its "
             "latencies would include the generator's own lag, so none are reported"
         )

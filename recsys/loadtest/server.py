@@ -20,7 +20,9 @@ outputs`` (one output per request; the output becomes the next stage's payload).
 One thing the simulator has no field for is also kept: ``ready_s``, the moment each batch
 *could* have started (its worker free and the batching rule met). A real worker starts a
 little later, because a sleeping thread must be woken and get the GIL; ``start - ready`` is
-that dispatch delay. And ``cpu_s``, the CPU time the worker thread used on each batch: a
+that dispatch delay. ``release_s``: when the worker was free again after the batch (its
+results recorded and handed to the next stage), so ``release - ready`` is how long the batch
+really held its worker. And ``cpu_s``, the CPU time the worker thread used on each batch: a
 batch whose wall time is well above its CPU time spent the difference waiting for the GIL or
 for a core.
 """
@@ -89,8 +91,10 @@ class Clock:
     def __init__(self) -> None:
         self.t0 = math.inf
 
-    def start(self) -> None:
-        self.t0 = time.perf_counter()
+    def start(self, delay_s: float = 0.0) -> None:
+        """Time zero is ``delay_s`` from now (a generator in another process needs a moment
+        to learn it before the first arrival)."""
+        self.t0 = time.perf_counter() + delay_s
 
     def __call__(self) -> float:
         return time.perf_counter() - self.t0
@@ -125,6 +129,7 @@ class StagePool:
         self.timeout_s = None if stage.timeout_ms is None else stage.timeout_ms / 1000.0
         self.ready_s = array("d", [float("nan")]) * log.n
         self.cpu_s = array("d", [float("nan")]) * log.n
+        self.release_s = array("d", [float("nan")]) * log.n
         self.idle = 0
         self.closed = False
         self.threads = [
@@ -235,7 +240,7 @@ class StagePool:
     def _work(self) -> None:
         log, s, payloads, run = self.log, self.index, self.payloads, self.stage.run
         start_s, service_s, batch_size = log.start_s[s], log.service_s[s], log.batch_size[s]
-        cpu_s, thread_time = self.cpu_s, time.thread_time
+        cpu_s, release_s, thread_time = self.cpu_s, self.release_s, time.thread_time
         try:
             while (taken := self._take()) is not None:
                 batch, t_start = taken
@@ -256,6 +261,9 @@ class StagePool:
                     cpu_s[rid] = cpu
                     payloads[rid] = out
                 self.on_exit(batch, t_end)
+                t_free = self.clock()
+                for rid in batch:
+                    release_s[rid] = t_free
         except BaseException as exc:  # a failing stage ends the run; the caller re-raises
             self.on_error(exc)
 
@@ -320,8 +328,9 @@ class LiveServer:
         """Requests neither finished nor dropped yet."""
         return self._left
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Start the workers, wait until every one is idle at its queue, then start the clock."""
+    def start(self, timeout_s: float = 10.0, delay_s: float = 0.0) -> None:
+        """Start the workers, wait until every one is idle at its queue, then start the clock
+        (time zero ``delay_s`` from then)."""
         for pool in self.pools:
             pool.start()
         deadline = time.perf_counter() + timeout_s
@@ -329,7 +338,7 @@ class LiveServer:
             if time.perf_counter() > deadline:
                 raise RuntimeError("load-test workers did not start")
             time.sleep(0.001)
-        self.clock.start()
+        self.clock.start(delay_s)
 
     def submit(self, rids: Sequence[int]) -> None:
         self.pools[0].submit(rids)

@@ -1,0 +1,74 @@
+"""The open-loop load generator as its own process (run as a script: stdlib and NumPy only).
+
+    python sender.py ARRIVALS.npy LATENESS_OUT.npy SPIN_US ABORT_LAG_MS
+
+Loads the arrival times (seconds from the run's start), writes ``R`` to stdout when ready,
+reads the run's start (a ``time.perf_counter`` value, one line on stdin), then at every
+scheduled arrival writes ``(first, end)`` (two little-endian int32: the requests ``first ..
+end - 1`` arrive now) to stdout, whether or not earlier requests finished. It sleeps until
+just before each arrival, aiming early by a running estimate of ``time.sleep``'s overshoot,
+and spins the last ``SPIN_US`` microseconds. ``time.perf_counter`` is ``CLOCK_MONOTONIC`` on
+Linux, one clock for every process, so the server's timestamps and these agree.
+
+It saves its own lateness per request (seconds; NaN for requests never sent) to
+``LATENESS_OUT.npy`` and exits 0, or 3 once a request was ``ABORT_LAG_MS`` late (it stops
+there: the machine cannot drive this trace). Being a separate process, it neither holds the
+server's GIL while it spins nor waits for it, so its timing is its own.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+
+BEHIND_EXIT = 3
+READY = b"R"
+RECORD = struct.Struct("<ii")
+
+
+def send(at: list[float], t0: float, out_fd: int, spin_s: float, abort_s: float) -> np.ndarray:
+    """Write every arrival at ``t0 + at[i]``; the lateness of each (NaN if never sent)."""
+    clock, n = time.perf_counter, len(at)
+    late = np.full(n, np.nan)
+    overshoot = 60e-6  # running estimate of how late time.sleep wakes up
+    i = 0
+    while i < n:
+        t = t0 + at[i]
+        wait = t - clock()
+        if wait > spin_s + overshoot:
+            asked = wait - overshoot
+            before = clock()
+            time.sleep(asked)
+            overshoot = 0.9 * overshoot + 0.1 * min(max(clock() - before - asked, 0.0), 2e-3)
+        while clock() < t:
+            pass
+        j = i + 1
+        while j < n and at[j] == at[i]:
+            j += 1
+        os.write(out_fd, RECORD.pack(i, j))
+        lag = clock() - t
+        late[i:j] = lag
+        if lag > abort_s:
+            break
+        i = j
+    return late
+
+
+def main(argv: list[str]) -> int:
+    arrivals_path, out_path, spin_us, abort_ms = argv
+    at = np.load(arrivals_path).astype(np.float64).tolist()
+    out_fd = sys.stdout.fileno()
+    os.write(out_fd, READY)
+    t0 = float(sys.stdin.readline())
+    late = send(at, t0, out_fd, float(spin_us) / 1e6, float(abort_ms) / 1000.0)
+    np.save(out_path, late)
+    behind = bool(np.nanmax(late, initial=0.0) > float(abort_ms) / 1000.0)
+    return BEHIND_EXIT if behind else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
