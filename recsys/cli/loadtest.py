@@ -151,6 +151,7 @@ def run_once(cfg: DictConfig, out: Path, limits: LoadTestLimits) -> dict[str, An
         warmup_s=warmup_s,
         limits=limits,
         generator=str(lt.generator),
+        gc_freeze=bool(lt.gc_freeze),
     )
     names = [s.name for s in served.stages]
     doc: dict[str, Any] = {
@@ -254,6 +255,7 @@ def calibration_options(cfg: DictConfig) -> CalibrationOptions:
         min_batch_samples=int(c.min_batch_samples),
         sim_replications=int(c.sim_replications),
         generator=str(cfg.loadtest.generator),
+        gc_freeze=bool(cfg.loadtest.gc_freeze),
         seed=int(cfg.seed),
     )
 

@@ -47,7 +47,7 @@ from recsys.loadtest.compare import (
 from recsys.loadtest.run import GENERATORS, LoadTestLimits, LoadTestResult, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.engine import StageSpec, simulate
-from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel
+from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel, WarmColdServiceTime
 from recsys.sim.workload import Workload
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class CalibrationOptions:
     min_batch_samples: int = 20
     sim_replications: int = 5
     generator: str = "process"
+    gc_freeze: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -236,17 +237,29 @@ def calibrated_model(
     """The simulator's inputs as a probe load test measured them inside the server.
 
     A batch's service time is how long it held its worker (dispatch delay + service + handing
-    its results on: :meth:`LoadTestResult.hold_ms`); the receive path before the first queue
-    and the hand-off into each later queue are delays outside the workers.
+    its results on: :meth:`LoadTestResult.hold_ms`), apart for batches started warm (the
+    worker went straight on from its last batch) and cold (it was idle and had to be woken):
+    :class:`~recsys.sim.service.WarmColdServiceTime`. Batch sizes with fewer than
+    ``min_samples`` batches in a state take the stand-alone profile (timed back to back, the
+    closer of the two to warm). The receive path before the first queue and the hand-off
+    into each later queue are delays outside the workers. Returns the model and its table
+    (profile columns plus ``state``).
     """
     overhead = {s: probe.overhead_ms(s) for s in stages}
-    measured = service_table(probe.records, stages, probe.warmup_s, overhead)
-    table = fill_batch_sizes(measured, profile, min_samples)
+    tables, services = {}, {}
+    for state in ("warm", "cold"):
+        select = {s: probe.warm[s] == (state == "warm") for s in stages}
+        measured = service_table(probe.records, stages, probe.warmup_s, overhead, select=select)
+        tables[state] = fill_batch_sizes(measured, profile, min_samples).assign(state=state)
+    for s in stages:
+        warm, cold = (profiled_models(tables[k], [s])[s] for k in ("warm", "cold"))
+        services[s] = WarmColdServiceTime(warm=warm, cold=cold)
+    table = pd.concat(tables.values(), ignore_index=True)
     after_warmup = probe.records["arrival_s"].to_numpy() >= probe.warmup_s
     ingress = probe.ingress_ms()[after_warmup]
     ingress = ingress[np.isfinite(ingress)].clip(min=0.0)
     model = SimModel(
-        services=profiled_models(table, stages),
+        services=services,
         ingress_ms=ingress if ingress.size else None,
         handoff_ms=handoff_ms(probe.records[after_warmup], stages),
     )
@@ -277,7 +290,13 @@ def _probe(
     warm = float(arrivals[min(options.warmup_requests, arrivals.size - 1)])
     users = rng.choice(pairing.users, arrivals.size)
     probe = run_loadtest(
-        arrivals, pairing.stages, users, warmup_s=warm, limits=limits, generator=options.generator
+        arrivals,
+        pairing.stages,
+        users,
+        warmup_s=warm,
+        limits=limits,
+        generator=options.generator,
+        gc_freeze=options.gc_freeze,
     )
     if not probe.records["outcome"].eq("ok").any():
         return None, probe.status
@@ -350,6 +369,7 @@ def run_level(
         warmup_s=warmup_s,
         limits=limits,
         generator=options.generator,
+        gc_freeze=options.gc_freeze,
     )
     real_lat = latencies_ms(real.records, names, warmup_s)
     seed = int(rng.integers(2**31))

@@ -90,12 +90,14 @@ def service_table(
     warmup_s: float,
     dispatch_ms: Mapping[str, np.ndarray] | None = None,
     kinds: Mapping[str, str] | None = None,
+    select: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """A profile table (``recsys.profile.timing`` columns) of the service times a load test saw.
 
     With ``dispatch_ms`` (per request, from :meth:`LoadTestResult.dispatch_ms`), each batch's
     time is its dispatch delay plus its service: how long the batch really held its worker
-    from the moment it could have started. ``n_candidates`` is 0 (not known from records).
+    from the moment it could have started. ``select`` (per stage, a boolean per request) keeps
+    only some batches. ``n_candidates`` is 0 (not known from records).
     """
     parts = []
     for stage in stages:
@@ -104,6 +106,8 @@ def service_table(
         if dispatch_ms is not None:
             frame["service_ms"] += np.nan_to_num(dispatch_ms[stage], nan=0.0).clip(min=0.0)
         keep = frame["start_s"].notna() & (records["arrival_s"] >= warmup_s)
+        if select is not None:
+            keep &= select[stage]
         frame = frame[keep].drop_duplicates("start_s")
         frame["stage"] = stage
         frame["kind"] = (kinds or {}).get(stage, stage)

@@ -17,14 +17,17 @@ outputs`` (one output per request; the output becomes the next stage's payload).
 ``time.perf_counter`` seconds from the start of the run and go into the simulator's
 :class:`~recsys.sim.records.RequestLog`, so both produce the same per-request records.
 
-One thing the simulator has no field for is also kept: ``ready_s``, the moment each batch
-*could* have started (its worker free and the batching rule met). A real worker starts a
-little later, because a sleeping thread must be woken and get the GIL; ``start - ready`` is
-that dispatch delay. ``release_s``: when the worker was free again after the batch (its
-results recorded and handed to the next stage), so ``release - ready`` is how long the batch
-really held its worker. And ``cpu_s``, the CPU time the worker thread used on each batch: a
-batch whose wall time is well above its CPU time spent the difference waiting for the GIL or
-for a core.
+What the simulator has no field for is also kept, per request (of its batch):
+
+- ``ready_s``: the moment the batch *could* have started (its worker free and the batching
+  rule met). A real worker starts a little later, because a sleeping thread must be woken
+  and get the GIL; ``start - ready`` is that dispatch delay.
+- ``release_s``: when the worker was free again (results recorded and handed to the next
+  stage), so ``release - ready`` is how long the batch really held its worker.
+- ``warm``: whether the batch was ready when its worker came back from the previous one
+  (it went straight on); else the worker sat idle and was woken for it (a cold start).
+- ``cpu_s``: the CPU time the worker thread used on the batch; a batch whose wall time is
+  well above it spent the difference waiting for the GIL or for a core.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class StagePool:
         self.ready_s = array("d", [float("nan")]) * log.n
         self.cpu_s = array("d", [float("nan")]) * log.n
         self.release_s = array("d", [float("nan")]) * log.n
+        self.warm = array("b", [0]) * log.n
         self.idle = 0
         self.closed = False
         self.threads = [
@@ -210,11 +214,15 @@ class StagePool:
                 if due - now <= DUE_EPS_S:
                     break
                 self._wait(due - now)
-            ready = max(free, self._trigger())
+            trigger = self._trigger()
+            # Warm: the batch was ready when the worker came back from its last one (it goes
+            # straight on); cold: the worker sat idle and is woken for it.
+            ready, warm = max(free, trigger), int(trigger <= free)
             size = min(len(queue), self.max_batch)
             batch = [queue.popleft() for _ in range(size)]
             for rid in batch:
                 self.ready_s[rid] = ready
+                self.warm[rid] = warm
             if queue:
                 self.cond.notify()  # another idle worker may take the rest
             return batch, self.clock()

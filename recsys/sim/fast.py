@@ -248,7 +248,8 @@ def simulate_fast(
     """Same contract and same results as :func:`~recsys.sim.engine.simulate`, compiled."""
     if not supports(stages, autoscaler):
         raise ConfigError(
-            "the compiled engine cannot autoscale (use engine='simpy') and needs 1-127 stages"
+            "the compiled engine cannot autoscale nor draw warm/cold service times (use "
+            "engine='simpy') and needs 1-127 stages"
         )
     times = check_arrivals(arrivals)
     _check_stages(stages)

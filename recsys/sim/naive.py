@@ -70,18 +70,21 @@ class _NaiveStage:
     def worker(self) -> Generator[simpy.Event, Any, None]:
         env, spec, queue = self.env, self.spec, self.queue
         max_wait_s = spec.max_wait_ms / 1000.0
+        warm = False  # a worker's first batch, and any after waiting, starts cold
         while True:
             if not queue:
+                warm = False
                 yield self.wake
                 continue
             due = self.log.enqueue_s[self.index][queue[0][0]] + max_wait_s
             if len(queue) < spec.max_batch and max_wait_s > 0 and due - env.now > TIME_EPS_S:
                 self.ring_at(due)
+                warm = False
                 yield self.wake
                 continue
             size = min(len(queue), spec.max_batch)
             batch, queue[:size] = queue[:size], []
-            service = self.sample(size)
+            service = self.sample(size, warm)
             for rid, _ in batch:
                 self.log.start_s[self.index][rid] = env.now
                 self.log.service_s[self.index][rid] = service
@@ -93,6 +96,7 @@ class _NaiveStage:
             self.busy -= 1
             for _, done in batch:
                 done.succeed()
+            warm = True
 
 
 def _request(

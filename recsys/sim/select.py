@@ -8,8 +8,9 @@ and seed (tested):
 - ``simpy``: SimPy with callbacks (:mod:`recsys.sim.engine`), about 200k requests per second;
   the only one with the autoscaler. ``callbacks`` is accepted as its old name.
 - ``naive``: one SimPy process per request (:mod:`recsys.sim.naive`), the readable reference.
-- ``auto`` (the default): ``fast`` when Numba is installed and the run has no autoscaler,
-  else ``simpy``.
+- ``auto`` (the default): ``fast`` when Numba is installed and the run has no autoscaler
+  and no warm/cold service model (:class:`~recsys.sim.service.WarmColdServiceTime`), else
+  ``simpy``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from recsys.errors import ConfigError
+from recsys.sim.service import state_dependent
 
 ENGINES = ("auto", "simpy", "fast", "naive")
 _ALIASES = {"callbacks": "simpy", "simpy-callbacks": "simpy", "numba": "fast"}
@@ -31,8 +33,10 @@ def compiled_available() -> bool:
 
 
 def supports(stages: Sequence[object], autoscaler: object | None = None) -> bool:
-    """Whether the compiled engine can run this pipeline (anything but an autoscaler)."""
-    return autoscaler is None and 0 < len(stages) < 128
+    """Whether the compiled engine can run this pipeline (anything but an autoscaler or a
+    state-dependent service model)."""
+    stateful = any(state_dependent(getattr(s, "service", None)) for s in stages)
+    return autoscaler is None and not stateful and 0 < len(stages) < 128
 
 
 def choose_engine(
@@ -46,7 +50,10 @@ def choose_engine(
     if name == "auto":
         return "fast" if compiled_available() and can_compile else "simpy"
     if name == "fast" and not can_compile:
-        raise ConfigError("engine 'fast' cannot autoscale; use engine 'simpy' or 'auto'")
+        raise ConfigError(
+            "engine 'fast' cannot autoscale nor draw warm/cold service times; use engine "
+            "'simpy' or 'auto'"
+        )
     if name == "naive" and autoscaler is not None:
         raise ConfigError("engine 'naive' has no autoscaler; use engine 'simpy' or 'auto'")
     return name

@@ -67,6 +67,9 @@ class StageServer:
         self.workers = spec.replicas * spec.workers_per_replica
         self.busy = 0
         self.retiring = 0
+        # Set while a worker that just finished looks for its next batch: the batch it takes
+        # at once starts warm (state-dependent service models tell warm from cold).
+        self._freed = False
         self._timer_at: float | None = None
         self._enq = log.enqueue_s[index]
         self._qlen = log.queue_len[index]
@@ -148,7 +151,8 @@ class StageServer:
     def _start(self, now: float, size: int) -> None:
         queue = self.queue
         batch = [queue.popleft()] if size == 1 else [queue.popleft() for _ in range(size)]
-        service = self.sample(size)
+        service = self.sample(size, self._freed)
+        self._freed = False
         if self.window is None:
             self.account()
         else:
@@ -173,7 +177,9 @@ class StageServer:
             self.retiring -= 1
             self.workers -= 1
         self.on_exit(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
+        self._freed = True
         self._dispatch(self.env.now)
+        self._freed = False
 
     # -- scaling ----------------------------------------------------------------------------
     def set_replicas(self, replicas: int) -> None:

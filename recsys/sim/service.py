@@ -292,6 +292,54 @@ class EmpiricalServiceTime:
         }
 
 
+class WarmColdServiceTime:
+    """Service times that depend on whether the worker was busy just before the batch.
+
+    A worker that goes straight from one batch to the next (the batch was waiting for it)
+    serves it **warm**: its thread is running and its caches hold the stage's data. A worker
+    that sat idle serves **cold**: its thread must be woken and its data fetched again. A live
+    Python server on this machine serves cold batches 20-100% slower than warm ones
+    (``simulations/calibration.md``), so service speeds up as a queue builds: the reason a
+    model with one distribution for both misplaces the knee of the latency curve.
+
+    ``sample`` without a state draws cold (a worker's first batch is always cold); the
+    engines that know the state (SimPy callbacks and the process-per-request reference) call
+    :meth:`sample_state`. The compiled engine does not support it (``auto`` then picks SimPy).
+    """
+
+    state_dependent = True
+
+    def __init__(self, warm: ServiceTimeModel, cold: ServiceTimeModel) -> None:
+        self.warm = warm
+        self.cold = cold
+
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, size: int | None = None
+    ) -> float | np.ndarray:
+        return self.cold.sample(batch_size, rng, size)
+
+    def sample_state(
+        self, batch_size: int, warm: bool, rng: np.random.Generator, size: int | None = None
+    ) -> float | np.ndarray:
+        """Draws for a batch started warm (``warm=True``) or cold."""
+        return (self.warm if warm else self.cold).sample(batch_size, rng, size)
+
+    def mean_s(self, batch_size: int) -> float:
+        return self.cold.mean_s(batch_size)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "warm_cold",
+            "warm": describe_model(self.warm),
+            "cold": describe_model(self.cold),
+        }
+
+
+def state_dependent(model: object) -> bool:
+    """Whether ``model``'s service time depends on the worker's state (warm or cold)."""
+    return bool(getattr(model, "state_dependent", False))
+
+
 class BatchSampler:
     """Draws one stage's service times, in chunks, from one random stream per batch size.
 
@@ -300,7 +348,8 @@ class BatchSampler:
     stream drawn ``chunk`` values at a time. The draws for a batch size therefore do not
     depend on when other sizes occur, so every engine (SimPy callbacks, process-per-request,
     compiled) can pre-draw them and still give the same service time to the same batch, and
-    a change of ``max_batch`` leaves the draws of the other sizes alone.
+    a change of ``max_batch`` leaves the draws of the other sizes alone. A state-dependent
+    model (:class:`WarmColdServiceTime`) has one stream per batch size and state.
     """
 
     def __init__(
@@ -314,33 +363,43 @@ class BatchSampler:
         if not isinstance(seq, np.random.SeedSequence):  # a generator built from raw state
             seq = np.random.SeedSequence(rng.integers(0, 2**63, size=4).tolist())
         self._seq = seq
-        self._streams: dict[int, np.random.Generator] = {}
-        self._buffers: dict[int, list[float]] = {}
+        self.state_dependent = state_dependent(model)
+        self._streams: dict[tuple[int, ...], np.random.Generator] = {}
+        self._buffers: dict[tuple[int, ...], list[float]] = {}
 
-    def _stream(self, batch_size: int) -> np.random.Generator:
-        rng = self._streams.get(batch_size)
+    def _stream(self, key: tuple[int, ...]) -> np.random.Generator:
+        rng = self._streams.get(key)
         if rng is None:
             seq = self._seq
             child = np.random.SeedSequence(
-                seq.entropy, spawn_key=(*seq.spawn_key, batch_size), pool_size=seq.pool_size
+                seq.entropy, spawn_key=(*seq.spawn_key, *key), pool_size=seq.pool_size
             )
-            rng = self._streams[batch_size] = np.random.default_rng(child)
+            rng = self._streams[key] = np.random.default_rng(child)
         return rng
 
-    def draw_chunk(self, batch_size: int) -> np.ndarray:
-        """The next ``chunk`` service times of batches of ``batch_size`` (seconds)."""
-        draws = np.asarray(
-            self.model.sample(batch_size, self._stream(batch_size), self.chunk), dtype=np.float64
-        )
+    def _key(self, batch_size: int, warm: bool) -> tuple[int, ...]:
+        # Stateless models keep their one stream per batch size (their draws are unchanged).
+        return (batch_size, int(warm)) if self.state_dependent else (batch_size,)
+
+    def draw_chunk(self, batch_size: int, warm: bool = False) -> np.ndarray:
+        """The next ``chunk`` service times of batches of ``batch_size`` (seconds), started
+        ``warm`` or cold (only state-dependent models tell them apart)."""
+        rng = self._stream(self._key(batch_size, warm))
+        if self.state_dependent:
+            drawn = self.model.sample_state(batch_size, warm, rng, self.chunk)  # type: ignore[attr-defined]
+        else:
+            drawn = self.model.sample(batch_size, rng, self.chunk)
+        draws = np.asarray(drawn, dtype=np.float64)
         if draws.shape != (self.chunk,):
             raise DataError(f"service model {self.model!r} returned shape {draws.shape}")
         if not np.all(np.isfinite(draws)) or draws.min() < 0:
             raise DataError(f"service model {self.model!r} drew a negative or NaN time")
         return draws
 
-    def __call__(self, batch_size: int) -> float:
-        buffer = self._buffers.get(batch_size)
+    def __call__(self, batch_size: int, warm: bool = False) -> float:
+        key = self._key(batch_size, warm)
+        buffer = self._buffers.get(key)
         if not buffer:
-            buffer = self.draw_chunk(batch_size)[::-1].tolist()
-            self._buffers[batch_size] = buffer
+            buffer = self.draw_chunk(batch_size, warm)[::-1].tolist()
+            self._buffers[key] = buffer
         return buffer.pop()

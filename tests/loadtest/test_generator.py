@@ -27,9 +27,13 @@ def _noop(payloads: list) -> list:
     return payloads
 
 
-def test_a_light_trace_is_submitted_on_time_and_never_early():
+@pytest.mark.parametrize("generator", ["process", "thread"])
+def test_a_light_trace_is_submitted_on_time_and_never_early(generator):
     arrivals = np.cumsum(np.random.default_rng(0).exponential(1 / 200.0, 300))
-    result = run_loadtest(arrivals, [LiveStage("a", _noop)], list(range(300)), limits=RELAXED)
+    result = run_loadtest(
+        arrivals, [LiveStage("a", _noop)], list(range(300)), limits=RELAXED, generator=generator
+    )
+    assert result.generator_mode == generator
     assert (result.records["outcome"] == "ok").all()
     late = result.lateness_ms
     assert late.min() >= 0.0  # a request is never submitted before its time
@@ -91,3 +95,35 @@ def test_runs_are_bounded_in_count_and_time():
         run_loadtest([0.1, 0.0], stages, [0, 1])
     with pytest.raises(ConfigError, match="max_lag_ms"):
         LoadTestLimits(max_lag_ms=0.0)
+
+
+def test_the_generator_process_keeps_time_and_the_receive_path_is_measured():
+    arrivals = 0.01 + np.arange(200) * 0.002
+    result = run_loadtest(arrivals, [LiveStage("a", _noop)], list(range(200)))
+    assert result.ok
+    # The generator's own lateness, and the ingress (scheduled arrival -> first queue), which
+    # includes the pipe and the receiving thread and so is never below it.
+    assert np.median(result.lateness_ms) < 0.5
+    ingress = result.ingress_ms()
+    assert (ingress >= result.lateness_ms - 1e-6).all()
+    gen = result.generator()
+    assert gen["ingress_p50_ms"] == pytest.approx(np.median(ingress))
+    assert result.to_dict()["generator_mode"] == "process"
+
+
+def test_an_unknown_generator_is_refused():
+    with pytest.raises(ConfigError, match=r"loadtest\.generator"):
+        run_loadtest([0.0, 0.1], [LiveStage("a", _noop)], [0, 1], generator="fork")
+
+
+def test_objects_made_before_the_run_are_frozen_out_of_garbage_collection():
+    import gc
+
+    from recsys.loadtest.run import frozen_gc
+
+    before = gc.get_freeze_count()
+    with frozen_gc():
+        assert gc.get_freeze_count() > before
+    assert gc.get_freeze_count() == before
+    with frozen_gc(False):
+        assert gc.get_freeze_count() == before

@@ -1,0 +1,81 @@
+"""What the live server measures beyond the simulator's records: how long a batch held its
+worker, whether it started warm or cold, the ingress and hand-off delays; and how the
+calibrated model turns them into simulator inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.loadtest.calibrate import SimModel, calibrated_model, handoff_ms, simulate_pooled
+from recsys.loadtest.run import LoadTestLimits, run_loadtest
+from recsys.loadtest.server import LiveStage
+from recsys.sim.service import Deterministic, WarmColdServiceTime
+from tests.loadtest.conftest import sleeper
+
+RELAXED = LoadTestLimits(max_lag_ms=1000.0)
+
+
+def _result():
+    # 5 ms batches: request 1 arrives while request 0 is served, so its worker goes straight
+    # on (warm); request 2 arrives long after, to an idle worker (cold).
+    arrivals = np.array([0.01, 0.012, 0.05])
+    stages = [LiveStage("a", sleeper(5.0)), LiveStage("b", sleeper(2.0))]
+    return run_loadtest(arrivals, stages, [0, 1, 2], limits=RELAXED)
+
+
+def test_warm_and_cold_starts_are_told_apart():
+    result = _result()
+    assert result.ok
+    assert result.warm["a"].tolist() == [False, True, False]
+    # Stage b (2 ms): request 0 leaves it at ~17 ms, request 1 reaches it at ~20 ms and
+    # request 2 at ~60 ms, so each finds its worker idle: every batch of b starts cold.
+    assert result.warm["b"].tolist() == [False, False, False]
+
+
+def test_hold_time_covers_dispatch_service_and_hand_off():
+    result = _result()
+    for stage in ("a", "b"):
+        service = result.records[f"{stage}_service_ms"].to_numpy()
+        hold = result.hold_ms(stage)
+        assert (hold >= service).all()
+        assert (result.overhead_ms(stage) < 5.0).all()  # microseconds here, not milliseconds
+    assert (result.ingress_ms() >= 0).all()
+    gaps = handoff_ms(result.records, ["a", "b"])
+    assert set(gaps) == {"b"} and 0.0 <= gaps["b"] < 5.0
+
+
+def test_the_calibrated_model_is_warm_cold_with_ingress_and_hand_off():
+    result = _result()
+    profile = _profile()
+    model, table = calibrated_model(result, profile, ["a", "b"], min_samples=1)
+    assert isinstance(model.services["a"], WarmColdServiceTime)
+    assert set(table["state"]) == {"warm", "cold"}
+    assert model.ingress_ms is not None and model.ingress_ms.size == 3
+    assert set(model.handoff_ms) == {"b"}
+    # Cold batches of stage a took about 5 ms in the server.
+    assert model.services["a"].cold.mean_s(1) == pytest.approx(0.005, rel=0.5)
+
+
+def test_simulated_ingress_delay_counts_in_end_to_end_latency():
+    arrivals = np.arange(100) * 0.01
+    stages = [LiveStage("a", sleeper(1.0))]
+    plain = SimModel({"a": Deterministic(1.0)})
+    delayed = SimModel({"a": Deterministic(1.0)}, ingress_ms=np.array([4.0]))
+    base, _ = simulate_pooled(arrivals, stages, plain, seed=0, warmup_s=0.0, replications=2)
+    late, records = simulate_pooled(arrivals, stages, delayed, seed=0, warmup_s=0.0, replications=2)
+    np.testing.assert_allclose(base["end_to_end"], 1.0)
+    np.testing.assert_allclose(late["end_to_end"], 5.0)
+    # Stage latency is the stage's own (queue + service); the arrival is the scheduled one.
+    np.testing.assert_allclose(late["a"], 1.0)
+    np.testing.assert_allclose(records["arrival_s"].to_numpy(), arrivals)
+
+
+def _profile() -> pd.DataFrame:
+    rows = [
+        {"stage": s, "kind": s, "batch_size": 1, "n_candidates": 0, "service_ms": ms}
+        for s, ms in (("a", 5.0), ("b", 2.0))
+        for _ in range(5)
+    ]
+    return pd.DataFrame(rows)
