@@ -41,9 +41,9 @@ from recsys.loadtest.compare import (
     compare,
     fill_batch_sizes,
     latencies_ms,
-    service_table,
     stage_diagnostics,
 )
+from recsys.loadtest.contention import estimate as estimate_contention
 from recsys.loadtest.run import GENERATORS, LoadTestLimits, LoadTestResult, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.engine import StageSpec, simulate
@@ -53,6 +53,8 @@ from recsys.sim.workload import Workload
 log = logging.getLogger(__name__)
 
 MODELS = ("profiled", "calibrated")
+# Ingress delays are drawn in runs of this many consecutive requests (see block_draws).
+INGRESS_BLOCK = 200
 
 
 @dataclass(frozen=True)
@@ -200,21 +202,24 @@ class SimModel:
     ``ingress_ms``: samples of the delay between a request's scheduled arrival and its joining
     the first queue (the server's receive path), drawn per request; None for none.
     ``handoff_ms``: a constant delay into each later stage (results handed from one stage's
-    thread to the next stage's queue), the simulator's ``network_ms``.
+    thread to the next stage's queue), the simulator's ``network_ms``. ``contention``: per
+    stage, how much co-located batches slow it (``StageSpec.contention``).
     """
 
     services: dict[str, ServiceTimeModel]
     ingress_ms: np.ndarray | None = None
     handoff_ms: dict[str, float] = field(default_factory=dict)
+    contention: dict[str, float] = field(default_factory=dict)
 
 
 def sim_specs(
     stages: Sequence[LiveStage],
     models: Mapping[str, ServiceTimeModel],
     handoff_ms: Mapping[str, float] | None = None,
+    contention: Mapping[str, float] | None = None,
 ) -> list:
     """Simulator stages with the live stages' settings; network delay only where measured
-    (``handoff_ms``), as the stages share one process."""
+    (``handoff_ms``), as the stages share one process; ``contention`` where measured."""
     return [
         StageSpec(
             name=s.name,
@@ -226,6 +231,7 @@ def sim_specs(
             queue_capacity=s.queue_capacity,
             timeout_ms=s.timeout_ms,
             network_ms=float((handoff_ms or {}).get(s.name, 0.0)),
+            contention=float((contention or {}).get(s.name, 0.0)),
         )
         for s in stages
     ]
@@ -237,20 +243,32 @@ def calibrated_model(
     """The simulator's inputs as a probe load test measured them inside the server.
 
     A batch's service time is how long it held its worker (dispatch delay + service + handing
-    its results on: :meth:`LoadTestResult.hold_ms`), apart for batches started warm (the
-    worker went straight on from its last batch) and cold (it was idle and had to be woken):
+    its results on: :meth:`LoadTestResult.hold_ms`), with the slowdown from the batches in
+    service beside it taken out (:mod:`recsys.loadtest.contention`; the simulator puts it back
+    through ``StageSpec.contention``), apart for batches started warm (the worker went
+    straight on from its last batch) and cold (it was idle and had to be woken):
     :class:`~recsys.sim.service.WarmColdServiceTime`. Batch sizes with fewer than
-    ``min_samples`` batches in a state take the stand-alone profile (timed back to back, the
-    closer of the two to warm). The receive path before the first queue and the hand-off
-    into each later queue are delays outside the workers. Returns the model and its table
-    (profile columns plus ``state``).
+    ``min_samples`` batches in a state take the stand-alone profile (timed alone and back to
+    back). The receive path before the first queue and the hand-off into each later queue
+    are delays outside the workers. Returns the model and its table (profile columns plus
+    ``state`` and ``overlap``).
     """
-    overhead = {s: probe.overhead_ms(s) for s in stages}
+    contention, batches = estimate_contention(probe, stages)
+    batches = batches[batches["measured"]]
     tables, services = {}, {}
     for state in ("warm", "cold"):
-        select = {s: probe.warm[s] == (state == "warm") for s in stages}
-        measured = service_table(probe.records, stages, probe.warmup_s, overhead, select=select)
-        tables[state] = fill_batch_sizes(measured, profile, min_samples).assign(state=state)
+        chosen = batches[batches["warm"] == (state == "warm")]
+        measured = pd.DataFrame(
+            {
+                "stage": chosen["stage"],
+                "kind": chosen["stage"],
+                "batch_size": chosen["batch_size"],
+                "n_candidates": 0,
+                "service_ms": chosen["work_ms"],
+            }
+        )
+        filled = fill_batch_sizes(measured, profile, min_samples)
+        tables[state] = filled.assign(state=state)
     for s in stages:
         warm, cold = (profiled_models(tables[k], [s])[s] for k in ("warm", "cold"))
         services[s] = WarmColdServiceTime(warm=warm, cold=cold)
@@ -262,6 +280,7 @@ def calibrated_model(
         services=services,
         ingress_ms=ingress if ingress.size else None,
         handoff_ms=handoff_ms(probe.records[after_warmup], stages),
+        contention=contention,
     )
     return model, table
 
@@ -304,6 +323,18 @@ def _probe(
     return model, probe.status
 
 
+def block_draws(
+    sequence: np.ndarray, n: int, rng: np.random.Generator, block: int = INGRESS_BLOCK
+) -> np.ndarray:
+    """``n`` values of ``sequence`` taken in contiguous runs of ``block`` from random starts
+    (a block bootstrap): delays that come in clumps (a receiving thread held up delays every
+    request arriving meanwhile) stay clumped."""
+    seq = np.asarray(sequence, dtype=np.float64)
+    block = max(1, min(block, seq.size))
+    starts = rng.integers(0, seq.size - block + 1, size=-(-n // block))
+    return np.concatenate([seq[s : s + block] for s in starts])[:n]
+
+
 def simulate_pooled(
     arrivals: np.ndarray,
     stages: Sequence[LiveStage],
@@ -321,14 +352,14 @@ def simulate_pooled(
     its end-to-end latency, as it does in the load test.
     """
     names = [s.name for s in stages]
-    specs = sim_specs(stages, model.services, model.handoff_ms)
+    specs = sim_specs(stages, model.services, model.handoff_ms, model.contention)
     delays = np.random.default_rng([seed, 7])
     pooled: dict[str, list[np.ndarray]] = {}
     first = None
     for r in range(replications):
         times, extra_ms, scheduled = arrivals, 0.0, arrivals
         if model.ingress_ms is not None:
-            d = delays.choice(model.ingress_ms, arrivals.size) / 1000.0
+            d = block_draws(model.ingress_ms, arrivals.size, delays) / 1000.0
             order = np.argsort(arrivals + d, kind="stable")
             times, extra_ms, scheduled = (arrivals + d)[order], d[order] * 1000.0, arrivals[order]
         result = simulate(times, specs, seed=seed + r, warmup_s=warmup_s)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from recsys.errors import ConfigError
 from recsys.sim.autoscale import Autoscaler, AutoscalerSpec
+from recsys.sim.contention import SharedMachine, contended
 from recsys.sim.hardware import Hardware
 from recsys.sim.records import OK, RequestLog
 from recsys.sim.results import RunInfo, SimResult, summarize
@@ -49,6 +50,9 @@ class StageSpec:
     pricing only, so a model is never scaled twice. ``queue_capacity`` (requests
     waiting, not in service) and ``timeout_ms`` (longest wait in this stage's queue) are
     unbounded when None. ``network_ms`` is paid on the way into this stage.
+    ``contention`` > 0 places the stage on one machine with every other such stage: while
+    ``k`` other batches are in service there, its batch progresses at ``1 / (1 + contention
+    k)`` of its speed (:mod:`recsys.sim.contention`; SimPy engine only).
     """
 
     name: str
@@ -61,6 +65,7 @@ class StageSpec:
     timeout_ms: float | None = None
     network_ms: float = 0.0
     hardware: Hardware | None = None
+    contention: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
@@ -76,7 +81,7 @@ class StageSpec:
             int(self.queue_capacity) != self.queue_capacity or self.queue_capacity < 0
         ):
             raise ConfigError(f"{where}: queue_capacity must be an integer >= 0 or null")
-        for field in ("max_wait_ms", "network_ms"):
+        for field in ("max_wait_ms", "network_ms", "contention"):
             value = getattr(self, field)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{where}: {field} must be >= 0, got {value}")
@@ -101,6 +106,7 @@ class StageSpec:
             "queue_capacity": self.queue_capacity,
             "timeout_ms": self.timeout_ms,
             "network_ms": self.network_ms,
+            "contention": self.contention,
             "hardware": self.hardware.to_dict() if self.hardware is not None else None,
         }
 
@@ -265,9 +271,16 @@ def simulate_simpy(
     # A fixed pool adds each batch's busy time within the window as it starts; the
     # autoscaler needs the running integrals instead (snapshots at warmup_s and t_end).
     fixed = autoscaler is None
+    machine = SharedMachine(env) if contended(stages) else None
     servers = [
         StageServer(
-            env, spec, i, BatchSampler(spec.service, rng), log, (warmup_s, t_end) if fixed else None
+            env,
+            spec,
+            i,
+            BatchSampler(spec.service, rng),
+            log,
+            (warmup_s, t_end) if fixed else None,
+            machine,
         )
         for i, (spec, rng) in enumerate(zip(stages, stage_streams(seed, len(stages)), strict=True))
     ]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from recsys.errors import ConfigError
+from recsys.sim.contention import contended
 from recsys.sim.service import state_dependent
 
 ENGINES = ("auto", "simpy", "fast", "naive")
@@ -36,7 +37,7 @@ def supports(stages: Sequence[object], autoscaler: object | None = None) -> bool
     """Whether the compiled engine can run this pipeline (anything but an autoscaler or a
     state-dependent service model)."""
     stateful = any(state_dependent(getattr(s, "service", None)) for s in stages)
-    return autoscaler is None and not stateful and 0 < len(stages) < 128
+    return autoscaler is None and not stateful and not contended(stages) and 0 < len(stages) < 128
 
 
 def choose_engine(
@@ -51,11 +52,13 @@ def choose_engine(
         return "fast" if compiled_available() and can_compile else "simpy"
     if name == "fast" and not can_compile:
         raise ConfigError(
-            "engine 'fast' cannot autoscale nor draw warm/cold service times; use engine "
-            "'simpy' or 'auto'"
+            "engine 'fast' cannot autoscale, draw warm/cold service times nor share a machine "
+            "between stages (contention); use engine 'simpy' or 'auto'"
         )
     if name == "naive" and autoscaler is not None:
         raise ConfigError("engine 'naive' has no autoscaler; use engine 'simpy' or 'auto'")
+    if name == "naive" and contended(stages):
+        raise ConfigError("engine 'naive' has no stage contention; use engine 'simpy' or 'auto'")
     return name
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from simpy import Environment, Event, Timeout
 
+from recsys.sim.contention import SharedMachine
 from recsys.sim.records import SHED, TIMEOUT, RequestLog
 from recsys.sim.service import BatchSampler
 
@@ -51,8 +52,11 @@ class StageServer:
         sampler: BatchSampler,
         log: RequestLog,
         window: tuple[float, float] | None = None,
+        machine: SharedMachine | None = None,
     ) -> None:
         self.env = env
+        # Co-located stages (StageSpec.contention > 0) run their batches on one shared machine.
+        self.machine = machine if spec.contention > 0 else None
         self.spec = spec
         self.index = index
         self.sample = sampler
@@ -155,6 +159,8 @@ class StageServer:
         self._freed = False
         if self.window is None:
             self.account()
+        elif self.machine is not None:
+            pass  # its duration is known when it ends (_finish_contended)
         else:
             t0, t1 = self.window
             lo, hi = max(now, t0), min(now + service, t1)
@@ -166,17 +172,37 @@ class StageServer:
             start[rid] = now
             svc[rid] = service
             bsz[rid] = size
+        if self.machine is not None:
+            self.machine.start(
+                self.spec.contention, service, lambda: self._finish_contended(batch, now)
+            )
+            return
         done = Timeout(self.env, service, batch)
         done.callbacks.append(self._on_done)
 
+    def _finish_contended(self, batch: list[int], started: float) -> None:
+        """A batch slowed by co-located ones ends: its service is what it really took."""
+        now, svc = self.env.now, self._svc
+        for rid in batch:
+            svc[rid] = now - started
+        if self.window is not None:
+            t0, t1 = self.window
+            lo, hi = max(started, t0), min(now, t1)
+            if hi > lo:
+                self.busy_window += hi - lo
+        self._done(batch)
+
     def _on_done(self, event: Event) -> None:
+        self._done(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
+
+    def _done(self, batch: list[int]) -> None:
         if self.window is None:
             self.account()
         self.busy -= 1
         if self.retiring:
             self.retiring -= 1
             self.workers -= 1
-        self.on_exit(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
+        self.on_exit(batch)
         self._freed = True
         self._dispatch(self.env.now)
         self._freed = False
