@@ -40,10 +40,13 @@ def test_hold_time_covers_dispatch_service_and_hand_off():
         service = result.records[f"{stage}_service_ms"].to_numpy()
         hold = result.hold_ms(stage)
         assert (hold >= service).all()
-        assert (result.overhead_ms(stage) < 5.0).all()  # microseconds here, not milliseconds
+        np.testing.assert_allclose(result.overhead_ms(stage), hold - service)
     assert (result.ingress_ms() >= 0).all()
     gaps = handoff_ms(result.records, ["a", "b"])
-    assert set(gaps) == {"b"} and 0.0 <= gaps["b"] < 5.0
+    assert set(gaps) == {"b"} and gaps["b"] >= 0.0
+    # Request 0 left a and joined b's queue in one step of the same thread.
+    rec = result.records
+    assert rec.loc[0, "b_enqueue_s"] >= rec.loc[0, "a_start_s"] + rec.loc[0, "a_service_ms"] / 1e3
 
 
 def test_the_calibrated_model_is_warm_cold_with_ingress_and_hand_off():
