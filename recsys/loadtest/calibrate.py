@@ -64,7 +64,7 @@ class CalibrationOptions:
     utilizations: tuple[float, ...] = (0.3, 0.5, 0.7, 0.85)
     n_requests: int = 10000
     warmup_requests: int = 500
-    probe_requests: int = 2000
+    probe_requests: int = 5000
     capacity: str = "measured"
     capacity_requests: int = 2000
     min_batch_samples: int = 20
@@ -439,9 +439,31 @@ def run_level(
             row["diagnostics"] = stage_diagnostics(
                 real, pairing.profile, stage, sim_records["profiled"]
             )
+        if "calibrated" in models:
+            row["calibrated_inputs"] = model_inputs(models["calibrated"], stage)
         rows.append(row)
     level = Level(utilization, rows, real_lat, sims, real.status, real.message)
     return level, real.records
+
+
+def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
+    """What the calibrated model measured for one stage (or, end to end, the ingress)."""
+    if stage == END_TO_END:
+        if model.ingress_ms is None:
+            return {}
+        p50, p99 = np.percentile(model.ingress_ms, [50, 99])
+        return {"ingress_p50_ms": float(p50), "ingress_p99_ms": float(p99)}
+    service = model.services[stage]
+    out: dict[str, Any] = {
+        "contention": model.contention.get(stage, 0.0),
+        "handoff_ms": model.handoff_ms.get(stage, 0.0),
+    }
+    if isinstance(service, WarmColdServiceTime):
+        out |= {
+            "warm_b1_mean_ms": 1000 * service.warm.mean_s(1),
+            "cold_b1_mean_ms": 1000 * service.cold.mean_s(1),
+        }
+    return out
 
 
 def calibrate_pairing(

@@ -162,6 +162,9 @@ def stage_diagnostics(
         "real_dispatch_p50_ms": float(np.nanmedian(dispatch)) if dispatch.size else None,
         "real_dispatch_p99_ms": float(np.nanpercentile(dispatch, 99)) if dispatch.size else None,
         "real_mean_batch": float(batch.size / np.sum(1.0 / batch)) if batch.size else None,
+        "real_warm_fraction": float(np.mean(real.warm[stage][measured][served]))
+        if stage in real.warm and served.any()
+        else None,
         "sim_mean_batch": float(sim_batch.size / np.sum(1.0 / sim_batch))
         if sim_batch.size
         else None,

@@ -143,23 +143,35 @@ def _level_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def _diagnostic_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| util | stage | service b=1 p50: profiled / in server (its CPU time) | "
-        "dispatch p50 / p99 | "
+        "dispatch p50 / p99 | warm starts | calibrated: warm / cold b=1 mean, contention | "
         "mean batch real / sim | generator lag p50 / p99 |",
-        "|---:|---|---|---|---|---|",
+        "|---:|---|---|---|---:|---|---|---|",
     ]
     for r in rows:
         d = r.get("diagnostics")
         if d is None:
             continue
+        c = r.get("calibrated_inputs") or {}
+        calibrated = (
+            f"{_ms(c.get('warm_b1_mean_ms'))} / {_ms(c.get('cold_b1_mean_ms'))}, "
+            f"{_num(c.get('contention'))}"
+            if c
+            else "n/a"
+        )
         lines.append(
             f"| {100 * r['utilization']:.0f}% | {r['stage']} | "
             f"{_ms(d['profiled_service_b1_p50_ms'])} / {_ms(d['real_service_b1_p50_ms'])} "
             f"({_ms(d.get('real_cpu_b1_p50_ms'))}) | "
             f"{_ms(d['real_dispatch_p50_ms'])} / {_ms(d['real_dispatch_p99_ms'])} | "
+            f"{_pct_plain(d.get('real_warm_fraction'))} | {calibrated} | "
             f"{_num(d['real_mean_batch'])} / {_num(d['sim_mean_batch'])} | "
             f"{_ms(r['generator_lag_p50_ms'])} / {_ms(r['generator_lag_p99_ms'])} |"
         )
     return lines
+
+
+def _pct_plain(value: Any) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
 
 
 def _num(value: Any) -> str:
@@ -176,10 +188,13 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         "",
         f"Run {doc['run'].get('started_at', '')}; seed {doc['run'].get('seed')}. "
         f"Each level: a probe load test ({s.get('probe_requests')} requests) gives the "
-        f"**calibrated** profile, then the measured load test ({s.get('n_requests')} requests, "
-        f"first {s.get('warmup_requests')} left out) is simulated on exactly its arrivals "
-        "with the calibrated profile (columns *sim*) and with the stages' stand-alone "
-        "profile (*profiled err*). Errors are (sim - real) / real. "
+        "**calibrated** model (each stage's in-server hold time per batch, warm and cold "
+        "apart, with the slowdown from co-located batches fitted and taken out; the ingress "
+        "and hand-off delays), then the measured load test "
+        f"({s.get('n_requests')} requests, first {s.get('warmup_requests')} left out) is "
+        "simulated on exactly its arrivals with the calibrated model (columns *sim*) and "
+        "with the stages' stand-alone profile (*profiled err*: what recsys-sim predicts). "
+        f"Generator: {s.get('generator', 'thread')}. Errors are (sim - real) / real. "
         f"Threads per library: {s.get('n_threads')}; Python switch interval "
         f"{s.get('switch_interval_ms')} ms; no network (one process). Simulated percentiles "
         f"pool {s.get('sim_replications')} simulations of the same arrivals; the interval "
