@@ -109,3 +109,20 @@ def test_neural_full_save_restore(neural_full, tmp_path):
     np.testing.assert_array_equal(
         again.retrieve(users, 10).items, neural_full.retrieve(users, 10).items
     )
+
+
+def test_int8_keeps_first_and_last_layers_fp32_by_default(valid_candidates, mlp, tmp_path):
+    import onnx
+
+    mlp.save(tmp_path)
+    int8 = MLPRanker.load(tmp_path, backend="int8")
+    assert int8.int8_fp32_layers == ("first", "last")
+    ops = [n.op_type for n in onnx.load_from_string(int8.onnx_.model_bytes).graph.node]
+    # the small preset has two dense layers (F -> 32 -> 1): both stay float
+    assert (ops.count("MatMulInteger"), ops.count("MatMul")) == (0, 2)
+    last_only = MLPRanker.load(tmp_path, backend="int8")
+    last_only.int8_fp32_layers = ("last",)
+    last_only._prepare_backend()
+    ops = [n.op_type for n in onnx.load_from_string(last_only.onnx_.model_bytes).graph.node]
+    assert (ops.count("MatMulInteger"), ops.count("MatMul")) == (1, 1)
+    assert last_only.get_params()["int8_fp32_layers"] == ["last"]
