@@ -63,7 +63,8 @@ def table(doc: dict[str, Any]) -> str:
     for p in doc["pairings"]:
         if "measured_qps" in p:
             lines.append(
-                f"- {p['name']}: capacity {p['measured_qps']:.0f} QPS measured before the "
+                f"- {p['name']}: capacity {p['measured_qps']:.0f} QPS sustained "
+                f"({p.get('burst_qps', float('nan')):.0f} in a burst) before the "
                 f"levels, {p.get('measured_after_qps', float('nan')):.0f} after; "
                 f"{p['profile_qps']:.0f} from the profile"
             )

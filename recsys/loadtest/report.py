@@ -219,8 +219,10 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         failed = verdict.get("failed_levels") or []
         measured = p.get("measured_qps")
         after = p.get("measured_after_qps")
+        burst = p.get("burst_qps")
         cap = (
-            f"measured {measured:.0f} QPS"
+            f"measured {measured:.0f} QPS sustained"
+            + (f" ({burst:.0f} QPS in a burst)" if burst else "")
             + (f" before the levels and {after:.0f} QPS after them" if after else "")
             + f", profile says {p['profile_qps']:.0f} QPS (bottleneck {p['profile_bottleneck']})"
             if measured is not None
