@@ -309,6 +309,31 @@ def handoff_ms(records: pd.DataFrame, stages: Sequence[str]) -> dict[str, float]
     return out
 
 
+def load_test(
+    pairing: Pairing,
+    rate: float,
+    n_requests: int,
+    options: CalibrationOptions,
+    limits: LoadTestLimits,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, LoadTestResult]:
+    """``n_requests`` of the pairing's traffic at ``rate``, served live; the arrivals and the
+    result (its first ``warmup_requests`` left out of the statistics)."""
+    arrivals = arrivals_at(pairing.workload, rate, n_requests, rng)
+    warmup_s = float(arrivals[min(options.warmup_requests, arrivals.size - 1)])
+    users = rng.choice(pairing.users, arrivals.size)
+    result = run_loadtest(
+        arrivals,
+        pairing.stages,
+        users,
+        warmup_s=warmup_s,
+        limits=limits,
+        generator=options.generator,
+        gc_freeze=options.gc_freeze,
+    )
+    return arrivals, result
+
+
 def _probe(
     pairing: Pairing,
     rate: float,
@@ -318,18 +343,7 @@ def _probe(
 ) -> tuple[SimModel | None, str]:
     """The calibrated simulator inputs from a probe load test at ``rate`` (None if it failed)."""
     names = [s.name for s in pairing.stages]
-    arrivals = arrivals_at(pairing.workload, rate, options.probe_requests, rng)
-    warm = float(arrivals[min(options.warmup_requests, arrivals.size - 1)])
-    users = rng.choice(pairing.users, arrivals.size)
-    probe = run_loadtest(
-        arrivals,
-        pairing.stages,
-        users,
-        warmup_s=warm,
-        limits=limits,
-        generator=options.generator,
-        gc_freeze=options.gc_freeze,
-    )
+    _, probe = load_test(pairing, rate, options.probe_requests, options, limits, rng)
     if not probe.records["outcome"].eq("ok").any():
         return None, probe.status
     model, _ = calibrated_model(probe, pairing.profile, names, options.min_batch_samples)
@@ -403,18 +417,8 @@ def run_level(
         calibrated, probe_status = _probe(pairing, rate, options, limits, rng)
         if calibrated is not None:
             models["calibrated"] = calibrated
-    arrivals = arrivals_at(pairing.workload, rate, options.n_requests, rng)
-    warmup_s = float(arrivals[options.warmup_requests])
-    users = rng.choice(pairing.users, arrivals.size)
-    real = run_loadtest(
-        arrivals,
-        pairing.stages,
-        users,
-        warmup_s=warmup_s,
-        limits=limits,
-        generator=options.generator,
-        gc_freeze=options.gc_freeze,
-    )
+    arrivals, real = load_test(pairing, rate, options.n_requests, options, limits, rng)
+    warmup_s = real.warmup_s
     real_lat = latencies_ms(real.records, names, warmup_s)
     seed = int(rng.integers(2**31))
     sims, comparisons, sim_records = {}, {}, {}

@@ -185,20 +185,13 @@ class LoadTestResult:
 def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> tuple[int, str]:
     """Submit every request at its time; the number submitted and why it stopped early."""
     clock, n, at = server.clock, times.size, times.tolist()
-    spin_s, abort_s = limits.spin_us / 1e6, limits.abort_lag_ms / 1000.0
-    overshoot = 60e-6  # running estimate of how late time.sleep wakes up
+    abort_s = limits.abort_lag_ms / 1000.0
+    pacer = sender.Pacer(clock, limits.spin_us / 1e6)
     finished, max_in_flight = server.finished, limits.max_in_flight
     i = 0
     while i < n:
         t = at[i]
-        wait = t - clock()
-        if wait > spin_s + overshoot:
-            asked = wait - overshoot
-            before = clock()
-            time.sleep(asked)
-            overshoot = 0.9 * overshoot + 0.1 * min(max(clock() - before - asked, 0.0), 2e-3)
-        while clock() < t:
-            pass
+        pacer.wait_until(t)
         if clock() - t > abort_s:
             return i, BEHIND
         if finished.is_set():
@@ -207,9 +200,7 @@ def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> 
             return i, UNFINISHED
         # Requests go one by one (those sharing a timestamp together), late or not, so a
         # generator that cannot keep the pace shows it in every later request's lateness.
-        j = i + 1
-        while j < n and at[j] == t:
-            j += 1
+        j = sender.group_end(at, i)
         server.submit(range(i, j))
         i = j
     return n, OK_STATUS

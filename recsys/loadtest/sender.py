@@ -23,6 +23,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -31,25 +32,46 @@ READY = b"R"
 RECORD = struct.Struct("<ii")
 
 
+class Pacer:
+    """Waits until given moments of ``clock``: sleeps until just before (aiming early by a
+    running estimate of how late ``time.sleep`` wakes up), then spins the rest."""
+
+    def __init__(self, clock: Callable[[], float], spin_s: float) -> None:
+        self.clock = clock
+        self.spin_s = spin_s
+        self.overshoot = 60e-6
+
+    def wait_until(self, t: float) -> None:
+        clock = self.clock
+        wait = t - clock()
+        if wait > self.spin_s + self.overshoot:
+            asked = wait - self.overshoot
+            before = clock()
+            time.sleep(asked)
+            late = min(max(clock() - before - asked, 0.0), 2e-3)
+            self.overshoot = 0.9 * self.overshoot + 0.1 * late
+        while clock() < t:
+            pass
+
+
+def group_end(at: Sequence[float], i: int) -> int:
+    """One past the last request arriving at the same moment as request ``i``."""
+    j = i + 1
+    while j < len(at) and at[j] == at[i]:
+        j += 1
+    return j
+
+
 def send(at: list[float], t0: float, out_fd: int, spin_s: float, abort_s: float) -> np.ndarray:
     """Write every arrival at ``t0 + at[i]``; the lateness of each (NaN if never sent)."""
     clock, n = time.perf_counter, len(at)
     late = np.full(n, np.nan)
-    overshoot = 60e-6  # running estimate of how late time.sleep wakes up
+    pacer = Pacer(clock, spin_s)
     i = 0
     while i < n:
         t = t0 + at[i]
-        wait = t - clock()
-        if wait > spin_s + overshoot:
-            asked = wait - overshoot
-            before = clock()
-            time.sleep(asked)
-            overshoot = 0.9 * overshoot + 0.1 * min(max(clock() - before - asked, 0.0), 2e-3)
-        while clock() < t:
-            pass
-        j = i + 1
-        while j < n and at[j] == at[i]:
-            j += 1
+        pacer.wait_until(t)
+        j = group_end(at, i)
         os.write(out_fd, RECORD.pack(i, j))
         lag = clock() - t
         late[i:j] = lag
