@@ -159,13 +159,8 @@ class StageServer:
         self._freed = False
         if self.window is None:
             self.account()
-        elif self.machine is not None:
-            pass  # its duration is known when it ends (_finish_contended)
-        else:
-            t0, t1 = self.window
-            lo, hi = max(now, t0), min(now + service, t1)
-            if hi > lo:
-                self.busy_window += hi - lo
+        elif self.machine is None:  # a contended batch's length is known when it ends
+            self._add_busy(now, now + service)
         self.busy += 1
         start, svc, bsz = self._start_s, self._svc, self._bsz
         for rid in batch:
@@ -186,11 +181,15 @@ class StageServer:
         for rid in batch:
             svc[rid] = now - started
         if self.window is not None:
-            t0, t1 = self.window
-            lo, hi = max(started, t0), min(now, t1)
-            if hi > lo:
-                self.busy_window += hi - lo
+            self._add_busy(started, now)
         self._done(batch)
+
+    def _add_busy(self, start: float, end: float) -> None:
+        """Add a batch's busy time within the measurement window."""
+        assert self.window is not None
+        lo, hi = max(start, self.window[0]), min(end, self.window[1])
+        if hi > lo:
+            self.busy_window += hi - lo
 
     def _on_done(self, event: Event) -> None:
         self._done(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
