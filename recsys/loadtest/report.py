@@ -266,6 +266,7 @@ def plot_cdfs(result: PairingResult, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     rows = [*result.stages, END_TO_END]
     cols = result.levels
@@ -281,6 +282,11 @@ def plot_cdfs(result: PairingResult, path: Path) -> Path:
                 color, style = styles.get(model, ("tab:green", "-."))
                 _cdf(ax, samples[stage], f"sim ({model})", color, style)
             ax.set_xscale("log")
+            # Ticks at 1 and 3 of each decade, as plain numbers: over less than a decade the
+            # default labels every minor tick in scientific notation and they overlap.
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"{stage} @ {100 * level.utilization:.0f}%", fontsize=9)
             ax.grid(alpha=0.3)
             if i == len(rows) - 1:
