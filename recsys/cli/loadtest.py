@@ -254,6 +254,8 @@ def calibration_options(cfg: DictConfig) -> CalibrationOptions:
         capacity_requests=int(c.capacity_requests),
         min_batch_samples=int(c.min_batch_samples),
         sim_replications=int(c.sim_replications),
+        drift_window_ms=float(c.drift_window_ms),
+        drift_block_windows=int(c.drift_block_windows),
         generator=str(cfg.loadtest.generator),
         gc_freeze=bool(cfg.loadtest.gc_freeze),
         seed=int(cfg.seed),

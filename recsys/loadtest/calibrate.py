@@ -23,6 +23,7 @@ percentiles come with batch-means 95% intervals: the sampling noise of the measu
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -44,10 +45,12 @@ from recsys.loadtest.compare import (
     stage_diagnostics,
 )
 from recsys.loadtest.contention import estimate as estimate_contention
+from recsys.loadtest.drift import Drift, estimate_drift
 from recsys.loadtest.run import GENERATORS, LoadTestLimits, LoadTestResult, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel, WarmColdServiceTime
+from recsys.sim.slowdown import block_draws, bootstrap_path
 from recsys.sim.workload import Workload
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ class CalibrationOptions:
     capacity_requests: int = 2000
     min_batch_samples: int = 20
     sim_replications: int = 5
+    drift_window_ms: float = 100.0
+    drift_block_windows: int = 10
     generator: str = "process"
     gc_freeze: bool = True
     seed: int = 0
@@ -86,6 +91,10 @@ class CalibrationOptions:
             raise ConfigError("calibration probe_requests must be >= 0, capacity_requests >= 10")
         if self.sim_replications < 1:
             raise ConfigError("calibration sim_replications must be >= 1")
+        if not (math.isfinite(self.drift_window_ms) and self.drift_window_ms >= 0):
+            raise ConfigError("calibration drift_window_ms must be >= 0 (0: no drift model)")
+        if self.drift_block_windows < 1:
+            raise ConfigError("calibration drift_block_windows must be >= 1")
         if self.generator not in GENERATORS:
             raise ConfigError(f"loadtest.generator must be one of {list(GENERATORS)}")
 
@@ -216,13 +225,18 @@ class SimModel:
     the first queue (the server's receive path), drawn per request; None for none.
     ``handoff_ms``: a constant delay into each later stage (results handed from one stage's
     thread to the next stage's queue), the simulator's ``network_ms``. ``contention``: per
-    stage, how much co-located batches slow it (``StageSpec.contention``).
+    stage, how much co-located batches slow it (``StageSpec.contention``). ``drift``: how the
+    machine's speed drifted in time (:mod:`recsys.loadtest.drift`); each simulation draws its
+    own path of it in blocks of ``drift_block`` windows, shared by every stage
+    (``StageSpec.slowdown``).
     """
 
     services: dict[str, ServiceTimeModel]
     ingress_ms: np.ndarray | None = None
     handoff_ms: dict[str, float] = field(default_factory=dict)
     contention: dict[str, float] = field(default_factory=dict)
+    drift: Drift | None = None
+    drift_block: int = 10
 
 
 def sim_specs(
@@ -251,7 +265,12 @@ def sim_specs(
 
 
 def calibrated_model(
-    probe: LoadTestResult, profile: pd.DataFrame, stages: Sequence[str], min_samples: int
+    probe: LoadTestResult,
+    profile: pd.DataFrame,
+    stages: Sequence[str],
+    min_samples: int,
+    drift_window_ms: float = 0.0,
+    drift_block: int = 10,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 
@@ -262,12 +281,17 @@ def calibrated_model(
     straight on from its last batch) and cold (it was idle and had to be woken):
     :class:`~recsys.sim.service.WarmColdServiceTime`. Batch sizes with fewer than
     ``min_samples`` batches in a state take the stand-alone profile (timed alone and back to
-    back). The receive path before the first queue and the hand-off into each later queue
-    are delays outside the workers. Returns the model and its table (profile columns plus
-    ``state`` and ``overlap``).
+    back). With ``drift_window_ms`` > 0 the machine's drift in windows of that length is
+    divided out of the work too (:func:`~recsys.loadtest.drift.estimate_drift`) and kept in
+    the model, which the simulator puts back in time. The receive path before the first queue
+    and the hand-off into each later queue are delays outside the workers. Returns the model
+    and its table (profile columns plus ``state``).
     """
     contention, batches = estimate_contention(probe, stages)
     batches = batches[batches["measured"]]
+    drift = None
+    if drift_window_ms > 0:
+        drift, batches = estimate_drift(batches, drift_window_ms / 1000.0)
     tables, services = {}, {}
     for state in ("warm", "cold"):
         chosen = batches[batches["warm"] == (state == "warm")]
@@ -294,6 +318,8 @@ def calibrated_model(
         ingress_ms=ingress if ingress.size else None,
         handoff_ms=handoff_ms(probe.records[after_warmup], stages),
         contention=contention,
+        drift=drift,
+        drift_block=drift_block,
     )
     return model, table
 
@@ -346,20 +372,15 @@ def _probe(
     _, probe = load_test(pairing, rate, options.probe_requests, options, limits, rng)
     if not probe.records["outcome"].eq("ok").any():
         return None, probe.status
-    model, _ = calibrated_model(probe, pairing.profile, names, options.min_batch_samples)
+    model, _ = calibrated_model(
+        probe,
+        pairing.profile,
+        names,
+        options.min_batch_samples,
+        drift_window_ms=options.drift_window_ms,
+        drift_block=options.drift_block_windows,
+    )
     return model, probe.status
-
-
-def block_draws(
-    sequence: np.ndarray, n: int, rng: np.random.Generator, block: int = INGRESS_BLOCK
-) -> np.ndarray:
-    """``n`` values of ``sequence`` taken in contiguous runs of ``block`` from random starts
-    (a block bootstrap): delays that come in clumps (a receiving thread held up delays every
-    request arriving meanwhile) stay clumped."""
-    seq = np.asarray(sequence, dtype=np.float64)
-    block = max(1, min(block, seq.size))
-    starts = rng.integers(0, seq.size - block + 1, size=-(-n // block))
-    return np.concatenate([seq[s : s + block] for s in starts])[:n]
 
 
 def simulate_pooled(
@@ -376,7 +397,8 @@ def simulate_pooled(
 
     With ``model.ingress_ms``, each request reaches the first queue after its own draw of
     the ingress delay (so requests may overtake one another there), and that delay counts in
-    its end-to-end latency, as it does in the load test.
+    its end-to-end latency, as it does in the load test. With ``model.drift``, each
+    replication runs on its own block-bootstrapped path of the machine's speed.
     """
     names = [s.name for s in stages]
     specs = sim_specs(stages, model.services, model.handoff_ms, model.contention)
@@ -386,10 +408,21 @@ def simulate_pooled(
     for r in range(replications):
         times, extra_ms, scheduled = arrivals, 0.0, arrivals
         if model.ingress_ms is not None:
-            d = block_draws(model.ingress_ms, arrivals.size, delays) / 1000.0
+            d = block_draws(model.ingress_ms, arrivals.size, delays, INGRESS_BLOCK) / 1000.0
             order = np.argsort(arrivals + d, kind="stable")
             times, extra_ms, scheduled = (arrivals + d)[order], d[order] * 1000.0, arrivals[order]
-        result = simulate(times, specs, seed=seed + r, warmup_s=warmup_s)
+        run_specs = specs
+        if model.drift is not None:
+            # One path for every stage: they share the machine whose speed drifts.
+            path = bootstrap_path(
+                model.drift.factors,
+                model.drift.window_s,
+                float(times[-1]) + 1.0,
+                model.drift_block,
+                delays,
+            )
+            run_specs = [dataclasses.replace(s, slowdown=path) for s in specs]
+        result = simulate(times, run_specs, seed=seed + r, warmup_s=warmup_s)
         assert result.records is not None
         records = result.records.assign(arrival_s=scheduled)
         records["e2e_ms"] = records["e2e_ms"] + extra_ms
@@ -466,12 +499,15 @@ def run_level(
 def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
     """What the calibrated model measured for one stage (or, end to end, the ingress)."""
     if stage == END_TO_END:
-        if model.ingress_ms is None:
-            return {}
-        p50, p99 = np.percentile(model.ingress_ms, [50, 99])
-        return {"ingress_p50_ms": float(p50), "ingress_p99_ms": float(p99)}
+        out: dict[str, Any] = {}
+        if model.ingress_ms is not None:
+            p50, p99 = np.percentile(model.ingress_ms, [50, 99])
+            out |= {"ingress_p50_ms": float(p50), "ingress_p99_ms": float(p99)}
+        if model.drift is not None:
+            out["drift"] = model.drift.describe()
+        return out
     service = model.services[stage]
-    out: dict[str, Any] = {
+    out = {
         "contention": model.contention.get(stage, 0.0),
         "handoff_ms": model.handoff_ms.get(stage, 0.0),
     }

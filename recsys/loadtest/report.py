@@ -170,6 +170,21 @@ def _diagnostic_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _drift_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per level, how much the machine's speed drifted during the probe (replayed in time by
+    the calibrated simulations)."""
+    lines = []
+    for r in rows:
+        d = (r.get("calibrated_inputs") or {}).get("drift") if r["stage"] == END_TO_END else None
+        if d:
+            lines.append(
+                f"- {100 * r['utilization']:.0f}%: machine drift in {d['window_ms']:.0f} ms "
+                f"windows: cv {_pct_plain(d['cv'])} (raw {_pct_plain(d['raw_cv'])}, of which "
+                f"sampling noise {_pct_plain(d['noise_share'])} of the variance)"
+            )
+    return [*lines, ""] if lines else []
+
+
 def _pct_plain(value: Any) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
 
@@ -189,8 +204,9 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         f"Run {doc['run'].get('started_at', '')}; seed {doc['run'].get('seed')}. "
         f"Each level: a probe load test ({s.get('probe_requests')} requests) gives the "
         "**calibrated** model (each stage's in-server hold time per batch, warm and cold "
-        "apart, with the slowdown from co-located batches fitted and taken out; the ingress "
-        "and hand-off delays), then the measured load test "
+        "apart, with the slowdown from co-located batches fitted and taken out; the machine's "
+        "speed drift in time, taken out and replayed on block-bootstrapped paths; the "
+        "ingress and hand-off delays), then the measured load test "
         f"({s.get('n_requests')} requests, first {s.get('warmup_requests')} left out) is "
         "simulated on exactly its arrivals with the calibrated model (columns *sim*) and "
         "with the stages' stand-alone profile (*profiled err*: what recsys-sim predicts). "
@@ -243,6 +259,7 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             "",
             *_diagnostic_table(rows),
             "",
+            *_drift_lines(rows),
         ]
         if name in plots:
             out += [f"![CDF overlays of {name}]({plots[name]})", ""]

@@ -30,6 +30,7 @@ from recsys.sim.records import OK, RequestLog
 from recsys.sim.results import RunInfo, SimResult, summarize
 from recsys.sim.server import StageServer
 from recsys.sim.service import BatchSampler, ServiceTimeModel, describe_model
+from recsys.sim.slowdown import Slowdown
 
 __all__ = [
     "AutoscalerSpec",
@@ -53,6 +54,8 @@ class StageSpec:
     ``contention`` > 0 places the stage on one machine with every other such stage: while
     ``k`` other batches are in service there, its batch progresses at ``1 / (1 + contention
     k)`` of its speed (:mod:`recsys.sim.contention`; SimPy engine only).
+    ``slowdown`` scales each batch's service-time draw by the machine's speed factor at the
+    batch's start (:mod:`recsys.sim.slowdown`; SimPy and reference engines only).
     """
 
     name: str
@@ -66,6 +69,7 @@ class StageSpec:
     network_ms: float = 0.0
     hardware: Hardware | None = None
     contention: float = 0.0
+    slowdown: Slowdown | None = None
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
@@ -89,6 +93,8 @@ class StageSpec:
             math.isfinite(self.timeout_ms) and self.timeout_ms > 0
         ):
             raise ConfigError(f"{where}: timeout_ms must be > 0 or null, got {self.timeout_ms}")
+        if self.slowdown is not None and not isinstance(self.slowdown, Slowdown):
+            raise ConfigError(f"{where}: slowdown must be a Slowdown or null")
 
     @property
     def workers(self) -> int:
@@ -107,6 +113,7 @@ class StageSpec:
             "timeout_ms": self.timeout_ms,
             "network_ms": self.network_ms,
             "contention": self.contention,
+            "slowdown": self.slowdown.describe() if self.slowdown is not None else None,
             "hardware": self.hardware.to_dict() if self.hardware is not None else None,
         }
 

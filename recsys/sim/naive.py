@@ -85,6 +85,8 @@ class _NaiveStage:
             size = min(len(queue), spec.max_batch)
             batch, queue[:size] = queue[:size], []
             service = self.sample(size, warm)
+            if spec.slowdown is not None:
+                service *= spec.slowdown.factor(env.now)
             for rid, _ in batch:
                 self.log.start_s[self.index][rid] = env.now
                 self.log.service_s[self.index][rid] = service

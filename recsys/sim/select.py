@@ -9,7 +9,8 @@ and seed (tested):
   the only one with the autoscaler. ``callbacks`` is accepted as its old name.
 - ``naive``: one SimPy process per request (:mod:`recsys.sim.naive`), the readable reference.
 - ``auto`` (the default): ``fast`` when Numba is installed and the run has no autoscaler
-  and no warm/cold service model (:class:`~recsys.sim.service.WarmColdServiceTime`), else
+  and no warm/cold service model (:class:`~recsys.sim.service.WarmColdServiceTime`), shared
+  machine (``StageSpec.contention``) or machine slowdown (``StageSpec.slowdown``), else
   ``simpy``.
 """
 
@@ -22,6 +23,7 @@ from functools import cache
 from recsys.errors import ConfigError
 from recsys.sim.contention import contended
 from recsys.sim.service import state_dependent
+from recsys.sim.slowdown import modulated
 
 ENGINES = ("auto", "simpy", "fast", "naive")
 _ALIASES = {"callbacks": "simpy", "simpy-callbacks": "simpy", "numba": "fast"}
@@ -35,9 +37,10 @@ def compiled_available() -> bool:
 
 def supports(stages: Sequence[object], autoscaler: object | None = None) -> bool:
     """Whether the compiled engine can run this pipeline (anything but an autoscaler or a
-    state-dependent service model)."""
+    state-dependent service model, shared machine or machine slowdown)."""
     stateful = any(state_dependent(getattr(s, "service", None)) for s in stages)
-    return autoscaler is None and not stateful and not contended(stages) and 0 < len(stages) < 128
+    shared = contended(stages) or modulated(stages)
+    return autoscaler is None and not stateful and not shared and 0 < len(stages) < 128
 
 
 def choose_engine(
@@ -52,8 +55,9 @@ def choose_engine(
         return "fast" if compiled_available() and can_compile else "simpy"
     if name == "fast" and not can_compile:
         raise ConfigError(
-            "engine 'fast' cannot autoscale, draw warm/cold service times nor share a machine "
-            "between stages (contention); use engine 'simpy' or 'auto'"
+            "engine 'fast' cannot autoscale, draw warm/cold service times, share a machine "
+            "between stages (contention) nor slow it down over time; use engine 'simpy' or "
+            "'auto'"
         )
     if name == "naive" and autoscaler is not None:
         raise ConfigError("engine 'naive' has no autoscaler; use engine 'simpy' or 'auto'")

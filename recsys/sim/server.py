@@ -60,6 +60,7 @@ class StageServer:
         self.spec = spec
         self.index = index
         self.sample = sampler
+        self.slowdown = spec.slowdown
         self.log = log
         self.on_exit: Exit = lambda batch: None
         self.queue: deque[int] = deque()
@@ -156,6 +157,8 @@ class StageServer:
         queue = self.queue
         batch = [queue.popleft()] if size == 1 else [queue.popleft() for _ in range(size)]
         service = self.sample(size, self._freed)
+        if self.slowdown is not None:
+            service *= self.slowdown.factor(now)
         self._freed = False
         if self.window is None:
             self.account()

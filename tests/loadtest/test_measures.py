@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.loadtest.calibrate import SimModel, calibrated_model, handoff_ms, simulate_pooled
+from recsys.loadtest.drift import Drift
 from recsys.loadtest.run import LoadTestLimits, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.service import Deterministic, WarmColdServiceTime
@@ -73,6 +74,25 @@ def test_simulated_ingress_delay_counts_in_end_to_end_latency():
     # Stage latency is the stage's own (queue + service); the arrival is the scheduled one.
     np.testing.assert_allclose(late["a"], 1.0)
     np.testing.assert_allclose(records["arrival_s"].to_numpy(), arrivals)
+
+
+def test_the_calibrated_model_keeps_the_probes_drift_when_asked():
+    result = _result()
+    model, _ = calibrated_model(result, _profile(), ["a", "b"], min_samples=1, drift_window_ms=20)
+    assert model.drift is not None and model.drift.window_s == pytest.approx(0.02)
+    assert np.all(model.drift.factors > 0)
+    plain, _ = calibrated_model(result, _profile(), ["a", "b"], min_samples=1)
+    assert plain.drift is None
+
+
+def test_each_simulation_runs_on_a_path_of_the_drift():
+    # A machine that always ran at half speed: every 1 ms batch takes 2 ms.
+    arrivals = np.arange(100) * 0.01
+    stages = [LiveStage("a", sleeper(1.0))]
+    drift = Drift(window_s=0.1, factors=np.array([2.0]), raw_cv=0.0, cv=0.0, noise_share=1.0)
+    model = SimModel({"a": Deterministic(1.0)}, drift=drift)
+    lat, _ = simulate_pooled(arrivals, stages, model, seed=0, warmup_s=0.0, replications=2)
+    np.testing.assert_allclose(lat["end_to_end"], 2.0)
 
 
 def _profile() -> pd.DataFrame:
