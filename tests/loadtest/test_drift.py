@@ -24,7 +24,7 @@ def _batches(path: np.ndarray, seed: int = 0, per_s: float = 600.0) -> pd.DataFr
     warm = rng.random(n) < 0.4
     base = np.where(stage == "retrieval", 0.3, 0.9) * np.where(warm, 0.8, 1.0)
     sigma = np.sqrt(np.log(1 + 0.4**2))
-    noise = rng.lognormal(-sigma**2 / 2, sigma, n)
+    noise = rng.lognormal(-(sigma**2) / 2, sigma, n)
     window = np.minimum((ready // WINDOW_S).astype(int), path.size - 1)
     return pd.DataFrame(
         {
