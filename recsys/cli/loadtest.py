@@ -41,10 +41,10 @@ from recsys.loadtest.calibrate import (
     Pairing,
     PairingResult,
     calibrate_pairing,
-    sim_specs,
 )
 from recsys.loadtest.compare import compare, latencies_ms
 from recsys.loadtest.machine import machine_noise
+from recsys.loadtest.model import sim_specs
 from recsys.loadtest.pipeline_stages import live_stages
 from recsys.loadtest.report import (
     calibration_doc,

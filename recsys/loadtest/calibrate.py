@@ -23,8 +23,6 @@ percentiles come with batch-means 95% intervals: the sampling noise of the measu
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import logging
 import math
 import time
@@ -40,24 +38,24 @@ from recsys.loadtest.compare import (
     END_TO_END,
     QUANTILES,
     compare,
-    fill_batch_sizes,
     latencies_ms,
     stage_diagnostics,
 )
-from recsys.loadtest.contention import estimate as estimate_contention
-from recsys.loadtest.drift import Drift, estimate_drift
+from recsys.loadtest.model import (
+    SimModel,
+    calibrated_model,
+    model_inputs,
+    profiled_models,
+    simulate_pooled,
+)
 from recsys.loadtest.run import GENERATORS, LoadTestLimits, LoadTestResult, run_loadtest
 from recsys.loadtest.server import LiveStage
-from recsys.sim.engine import StageSpec, simulate
-from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel, WarmColdServiceTime
-from recsys.sim.slowdown import block_draws, bootstrap_path
+from recsys.sim.service import ServiceTimeModel
 from recsys.sim.workload import Workload
 
 log = logging.getLogger(__name__)
 
 MODELS = ("profiled", "calibrated")
-# Ingress delays are drawn in runs of this many consecutive requests (see block_draws).
-INGRESS_BLOCK = 200
 
 
 @dataclass(frozen=True)
@@ -141,10 +139,6 @@ class PairingResult:
 # -- capacity and arrivals ------------------------------------------------------------------
 
 
-def profiled_models(profile: pd.DataFrame, stages: Sequence[str]) -> dict[str, ServiceTimeModel]:
-    return {s: EmpiricalServiceTime.from_table(profile, stage=s) for s in stages}
-
-
 def profile_capacity_qps(
     stages: Sequence[LiveStage], models: Mapping[str, ServiceTimeModel]
 ) -> dict[str, float]:
@@ -216,125 +210,6 @@ def arrivals_at(
 # -- one level ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class SimModel:
-    """What the simulator is given for one comparison.
-
-    ``services``: each stage's service-time model (how long a batch holds its worker).
-    ``ingress_ms``: samples of the delay between a request's scheduled arrival and its joining
-    the first queue (the server's receive path), drawn per request; None for none.
-    ``handoff_ms``: a constant delay into each later stage (results handed from one stage's
-    thread to the next stage's queue), the simulator's ``network_ms``. ``contention``: per
-    stage, how much co-located batches slow it (``StageSpec.contention``). ``drift``: how the
-    machine's speed drifted in time (:mod:`recsys.loadtest.drift`); each simulation draws its
-    own path of it in blocks of ``drift_block`` windows, shared by every stage
-    (``StageSpec.slowdown``).
-    """
-
-    services: dict[str, ServiceTimeModel]
-    ingress_ms: np.ndarray | None = None
-    handoff_ms: dict[str, float] = field(default_factory=dict)
-    contention: dict[str, float] = field(default_factory=dict)
-    drift: Drift | None = None
-    drift_block: int = 10
-
-
-def sim_specs(
-    stages: Sequence[LiveStage],
-    models: Mapping[str, ServiceTimeModel],
-    handoff_ms: Mapping[str, float] | None = None,
-    contention: Mapping[str, float] | None = None,
-) -> list:
-    """Simulator stages with the live stages' settings; network delay only where measured
-    (``handoff_ms``), as the stages share one process; ``contention`` where measured."""
-    return [
-        StageSpec(
-            name=s.name,
-            service=models[s.name],
-            replicas=s.replicas,
-            workers_per_replica=s.workers_per_replica,
-            max_batch=s.max_batch,
-            max_wait_ms=s.max_wait_ms,
-            queue_capacity=s.queue_capacity,
-            timeout_ms=s.timeout_ms,
-            network_ms=float((handoff_ms or {}).get(s.name, 0.0)),
-            contention=float((contention or {}).get(s.name, 0.0)),
-        )
-        for s in stages
-    ]
-
-
-def calibrated_model(
-    probe: LoadTestResult,
-    profile: pd.DataFrame,
-    stages: Sequence[str],
-    min_samples: int,
-    drift_window_ms: float = 0.0,
-    drift_block: int = 10,
-) -> tuple[SimModel, pd.DataFrame]:
-    """The simulator's inputs as a probe load test measured them inside the server.
-
-    A batch's service time is how long it held its worker (dispatch delay + service + handing
-    its results on: :meth:`LoadTestResult.hold_ms`), with the slowdown from the batches in
-    service beside it taken out (:mod:`recsys.loadtest.contention`; the simulator puts it back
-    through ``StageSpec.contention``), apart for batches started warm (the worker went
-    straight on from its last batch) and cold (it was idle and had to be woken):
-    :class:`~recsys.sim.service.WarmColdServiceTime`. Batch sizes with fewer than
-    ``min_samples`` batches in a state take the stand-alone profile (timed alone and back to
-    back). With ``drift_window_ms`` > 0 the machine's drift in windows of that length is
-    divided out of the work too (:func:`~recsys.loadtest.drift.estimate_drift`) and kept in
-    the model, which the simulator puts back in time. The receive path before the first queue
-    and the hand-off into each later queue are delays outside the workers. Returns the model
-    and its table (profile columns plus ``state``).
-    """
-    contention, batches = estimate_contention(probe, stages)
-    batches = batches[batches["measured"]]
-    drift = None
-    if drift_window_ms > 0:
-        drift, batches = estimate_drift(batches, drift_window_ms / 1000.0)
-    tables, services = {}, {}
-    for state in ("warm", "cold"):
-        chosen = batches[batches["warm"] == (state == "warm")]
-        measured = pd.DataFrame(
-            {
-                "stage": chosen["stage"],
-                "kind": chosen["stage"],
-                "batch_size": chosen["batch_size"],
-                "n_candidates": 0,
-                "service_ms": chosen["work_ms"],
-            }
-        )
-        filled = fill_batch_sizes(measured, profile, min_samples)
-        tables[state] = filled.assign(state=state)
-    for s in stages:
-        warm, cold = (profiled_models(tables[k], [s])[s] for k in ("warm", "cold"))
-        services[s] = WarmColdServiceTime(warm=warm, cold=cold)
-    table = pd.concat(tables.values(), ignore_index=True)
-    after_warmup = probe.records["arrival_s"].to_numpy() >= probe.warmup_s
-    ingress = probe.ingress_ms()[after_warmup]
-    ingress = ingress[np.isfinite(ingress)].clip(min=0.0)
-    model = SimModel(
-        services=services,
-        ingress_ms=ingress if ingress.size else None,
-        handoff_ms=handoff_ms(probe.records[after_warmup], stages),
-        contention=contention,
-        drift=drift,
-        drift_block=drift_block,
-    )
-    return model, table
-
-
-def handoff_ms(records: pd.DataFrame, stages: Sequence[str]) -> dict[str, float]:
-    """Median time from a stage's batch finishing to its requests joining the next queue."""
-    out = {}
-    for before, stage in itertools.pairwise(stages):
-        done = records[f"{before}_start_s"] + records[f"{before}_service_ms"] / 1000.0
-        gap = (records[f"{stage}_enqueue_s"] - done).to_numpy() * 1000.0
-        gap = gap[np.isfinite(gap)]
-        out[stage] = max(float(np.median(gap)), 0.0) if gap.size else 0.0
-    return out
-
-
 def load_test(
     pairing: Pairing,
     rate: float,
@@ -381,56 +256,6 @@ def _probe(
         drift_block=options.drift_block_windows,
     )
     return model, probe.status
-
-
-def simulate_pooled(
-    arrivals: np.ndarray,
-    stages: Sequence[LiveStage],
-    model: SimModel,
-    *,
-    seed: int,
-    warmup_s: float,
-    replications: int,
-) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Latency samples of ``replications`` simulations of the same arrivals (pooled), and
-    the first replication's records.
-
-    With ``model.ingress_ms``, each request reaches the first queue after its own draw of
-    the ingress delay (so requests may overtake one another there), and that delay counts in
-    its end-to-end latency, as it does in the load test. With ``model.drift``, each
-    replication runs on its own block-bootstrapped path of the machine's speed.
-    """
-    names = [s.name for s in stages]
-    specs = sim_specs(stages, model.services, model.handoff_ms, model.contention)
-    delays = np.random.default_rng([seed, 7])
-    pooled: dict[str, list[np.ndarray]] = {}
-    first = None
-    for r in range(replications):
-        times, extra_ms, scheduled = arrivals, 0.0, arrivals
-        if model.ingress_ms is not None:
-            d = block_draws(model.ingress_ms, arrivals.size, delays, INGRESS_BLOCK) / 1000.0
-            order = np.argsort(arrivals + d, kind="stable")
-            times, extra_ms, scheduled = (arrivals + d)[order], d[order] * 1000.0, arrivals[order]
-        run_specs = specs
-        if model.drift is not None:
-            # One path for every stage: they share the machine whose speed drifts.
-            path = bootstrap_path(
-                model.drift.factors,
-                model.drift.window_s,
-                float(times[-1]) + 1.0,
-                model.drift_block,
-                delays,
-            )
-            run_specs = [dataclasses.replace(s, slowdown=path) for s in specs]
-        result = simulate(times, run_specs, seed=seed + r, warmup_s=warmup_s)
-        assert result.records is not None
-        records = result.records.assign(arrival_s=scheduled)
-        records["e2e_ms"] = records["e2e_ms"] + extra_ms
-        first = records if first is None else first
-        for name, values in latencies_ms(records, names, warmup_s).items():
-            pooled.setdefault(name, []).append(values)
-    assert first is not None
-    return {k: np.concatenate(v) for k, v in pooled.items()}, first
 
 
 def run_level(
@@ -494,29 +319,6 @@ def run_level(
         rows.append(row)
     level = Level(utilization, rows, real_lat, sims, real.status, real.message)
     return level, real.records
-
-
-def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
-    """What the calibrated model measured for one stage (or, end to end, the ingress)."""
-    if stage == END_TO_END:
-        out: dict[str, Any] = {}
-        if model.ingress_ms is not None:
-            p50, p99 = np.percentile(model.ingress_ms, [50, 99])
-            out |= {"ingress_p50_ms": float(p50), "ingress_p99_ms": float(p99)}
-        if model.drift is not None:
-            out["drift"] = model.drift.describe()
-        return out
-    service = model.services[stage]
-    out = {
-        "contention": model.contention.get(stage, 0.0),
-        "handoff_ms": model.handoff_ms.get(stage, 0.0),
-    }
-    if isinstance(service, WarmColdServiceTime):
-        out |= {
-            "warm_b1_mean_ms": 1000 * service.warm.mean_s(1),
-            "cold_b1_mean_ms": 1000 * service.cold.mean_s(1),
-        }
-    return out
 
 
 def calibrate_pairing(

@@ -16,9 +16,9 @@ from recsys.loadtest.calibrate import (
     arrivals_at,
     calibrate_pairing,
     profile_capacity_qps,
-    profiled_models,
 )
 from recsys.loadtest.compare import fill_batch_sizes, relative_error, service_table
+from recsys.loadtest.model import profiled_models
 from recsys.loadtest.report import (
     REQUIRED_LEVEL_KEYS,
     calibration_doc,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.loadtest.calibrate import SimModel, calibrated_model, handoff_ms, simulate_pooled
 from recsys.loadtest.drift import Drift
+from recsys.loadtest.model import SimModel, calibrated_model, handoff_ms, simulate_pooled
 from recsys.loadtest.run import LoadTestLimits, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.service import Deterministic, WarmColdServiceTime
