@@ -72,6 +72,7 @@ class CalibrationOptions:
     sim_replications: int = 5
     drift_window_ms: float = 100.0
     drift_block_windows: int = 10
+    interleave_s: float = 1.0
     generator: str = "process"
     gc_freeze: bool = True
     seed: int = 0
@@ -91,6 +92,8 @@ class CalibrationOptions:
             raise ConfigError("calibration sim_replications must be >= 1")
         if not (math.isfinite(self.drift_window_ms) and self.drift_window_ms >= 0):
             raise ConfigError("calibration drift_window_ms must be >= 0 (0: no drift model)")
+        if not (math.isfinite(self.interleave_s) and self.interleave_s >= 0):
+            raise ConfigError("calibration interleave_s must be >= 0 (0: a separate probe run)")
         if self.drift_block_windows < 1:
             raise ConfigError("calibration drift_block_windows must be >= 1")
         if self.generator not in GENERATORS:
@@ -235,27 +238,63 @@ def load_test(
     return arrivals, result
 
 
-def _probe(
+def probe_chunks(arrivals: np.ndarray, warmup_s: float, chunk_s: float) -> np.ndarray:
+    """Which requests belong to the probe when it is interleaved with the measurement: after
+    the warm-up, time is cut into chunks of ``chunk_s``; the odd chunks are the probe's, the
+    even ones are measured."""
+    chunk = np.floor((arrivals - warmup_s) / chunk_s).astype(np.int64)
+    return (arrivals >= warmup_s) & (chunk % 2 == 1)
+
+
+def _calibrated(
+    probe: LoadTestResult,
+    pairing: Pairing,
+    options: CalibrationOptions,
+    select: np.ndarray | None = None,
+) -> SimModel | None:
+    """The calibrated simulator inputs from the requests ``select`` of a load test (None if
+    none of them completed)."""
+    ok = probe.records["outcome"].eq("ok").to_numpy()
+    if not (ok if select is None else ok & select).any():
+        return None
+    model, _ = calibrated_model(
+        probe,
+        pairing.profile,
+        [s.name for s in pairing.stages],
+        options.min_batch_samples,
+        drift_window_ms=options.drift_window_ms,
+        drift_block=options.drift_block_windows,
+        select=select,
+    )
+    return model
+
+
+def _measure(
     pairing: Pairing,
     rate: float,
     options: CalibrationOptions,
     limits: LoadTestLimits,
     rng: np.random.Generator,
-) -> tuple[SimModel | None, str]:
-    """The calibrated simulator inputs from a probe load test at ``rate`` (None if it failed)."""
-    names = [s.name for s in pairing.stages]
-    _, probe = load_test(pairing, rate, options.probe_requests, options, limits, rng)
-    if not probe.records["outcome"].eq("ok").any():
-        return None, probe.status
-    model, _ = calibrated_model(
-        probe,
-        pairing.profile,
-        names,
-        options.min_batch_samples,
-        drift_window_ms=options.drift_window_ms,
-        drift_block=options.drift_block_windows,
-    )
-    return model, probe.status
+) -> tuple[np.ndarray, LoadTestResult, np.ndarray | None, SimModel | None, str | None]:
+    """The level's load test(s): arrivals, result, the measured requests (None: all after
+    the warm-up), the calibrated model (None without a probe) and the probe's status.
+
+    With ``interleave_s`` > 0 the probe and the measurement share one run in alternating
+    chunks, so the model is fitted on the same machine, minutes and drift as the requests it
+    is held against, never on those requests; else a separate probe run comes first.
+    """
+    if options.probe_requests and options.interleave_s > 0:
+        n = options.n_requests + options.probe_requests
+        arrivals, real = load_test(pairing, rate, n, options, limits, rng)
+        probe = probe_chunks(arrivals, real.warmup_s, options.interleave_s)
+        held_out = (arrivals >= real.warmup_s) & ~probe
+        return arrivals, real, held_out, _calibrated(real, pairing, options, probe), real.status
+    calibrated, probe_status = None, None
+    if options.probe_requests:
+        _, probe_run = load_test(pairing, rate, options.probe_requests, options, limits, rng)
+        calibrated, probe_status = _calibrated(probe_run, pairing, options), probe_run.status
+    arrivals, real = load_test(pairing, rate, options.n_requests, options, limits, rng)
+    return arrivals, real, None, calibrated, probe_status
 
 
 def run_level(
@@ -270,14 +309,13 @@ def run_level(
     names = [s.name for s in pairing.stages]
     rate = utilization * capacity_qps
     models: dict[str, SimModel] = {"profiled": SimModel(profiled_models(pairing.profile, names))}
-    probe_status = None
-    if options.probe_requests:
-        calibrated, probe_status = _probe(pairing, rate, options, limits, rng)
-        if calibrated is not None:
-            models["calibrated"] = calibrated
-    arrivals, real = load_test(pairing, rate, options.n_requests, options, limits, rng)
+    arrivals, real, held_out, calibrated, probe_status = _measure(
+        pairing, rate, options, limits, rng
+    )
+    if calibrated is not None:
+        models["calibrated"] = calibrated
     warmup_s = real.warmup_s
-    real_lat = latencies_ms(real.records, names, warmup_s)
+    real_lat = latencies_ms(real.records, names, warmup_s, held_out)
     seed = int(rng.integers(2**31))
     sims, comparisons, sim_records = {}, {}, {}
     for model_name, model in models.items():
@@ -288,6 +326,7 @@ def run_level(
             seed=seed,
             warmup_s=warmup_s,
             replications=options.sim_replications,
+            select=held_out,
         )
         comparisons[model_name] = compare(sims[model_name], real_lat)
     primary = "calibrated" if "calibrated" in models else "profiled"

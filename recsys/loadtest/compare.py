@@ -30,11 +30,17 @@ def latency_columns(stages: Sequence[str]) -> dict[str, list[str]]:
 
 
 def latencies_ms(
-    records: pd.DataFrame, stages: Sequence[str], warmup_s: float
+    records: pd.DataFrame,
+    stages: Sequence[str],
+    warmup_s: float,
+    select: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Latency samples (ms) of completed requests that arrived at or after ``warmup_s``."""
+    """Latency samples (ms) of completed requests that arrived at or after ``warmup_s``
+    (and, with ``select``, a boolean per record, are selected)."""
     ok = (records["outcome"] == "ok").fillna(False).to_numpy(bool)
     measured = ok & (records["arrival_s"].to_numpy() >= warmup_s)
+    if select is not None:
+        measured &= select
     out = {}
     for name, cols in latency_columns(stages).items():
         values = sum(records[c].to_numpy(np.float64) for c in cols)

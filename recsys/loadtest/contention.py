@@ -22,13 +22,16 @@ from recsys.loadtest.run import LoadTestResult
 BATCH_COLUMNS = ("stage", "batch_size", "ready_s", "release_s", "hold_ms", "warm", "measured")
 
 
-def batch_frame(result: LoadTestResult, stages: Sequence[str]) -> pd.DataFrame:
+def batch_frame(
+    result: LoadTestResult, stages: Sequence[str], select: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per batch the live server served: when it could start (``ready_s``), when its
     worker was free again (``release_s``), its hold time, whether it started warm, and
-    whether its requests arrived after the warm-up (``measured``)."""
+    whether its requests count (``measured``: arrived after the warm-up, or ``select``, a
+    boolean per request)."""
     parts = []
     rec = result.records
-    arrival = rec["arrival_s"].to_numpy()
+    counted = rec["arrival_s"].to_numpy() >= result.warmup_s if select is None else select
     for stage in stages:
         frame = pd.DataFrame(
             {
@@ -37,7 +40,7 @@ def batch_frame(result: LoadTestResult, stages: Sequence[str]) -> pd.DataFrame:
                 "ready_s": result.ready_s[stage],
                 "release_s": result.release_s[stage],
                 "warm": result.warm[stage],
-                "measured": arrival >= result.warmup_s,
+                "measured": counted,
             }
         )
         frame = frame[np.isfinite(frame["ready_s"]) & np.isfinite(frame["release_s"])]
@@ -130,11 +133,11 @@ def alone_work(batches: pd.DataFrame, contention: dict[str, float]) -> pd.DataFr
 
 
 def estimate(
-    result: LoadTestResult, stages: Sequence[str]
+    result: LoadTestResult, stages: Sequence[str], select: np.ndarray | None = None
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Per stage ``c``, and every batch with its overlap and alone work (all batches count
-    for the overlap; the fit uses the measured ones)."""
-    batches = batch_frame(result, stages)
+    for the overlap; the fit uses the measured ones, see :func:`batch_frame`)."""
+    batches = batch_frame(result, stages, select)
     others = overlap(batches)
     contention = {}
     for stage in stages:

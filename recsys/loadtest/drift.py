@@ -26,7 +26,8 @@ GROUP = ("stage", "batch_size", "warm")
 
 @dataclass(frozen=True, eq=False)
 class Drift:
-    """Window factors (mean 1 over batches) and what the estimate rests on."""
+    """Window factors (mean 1 over batches) of the windows that had batches, in time order,
+    and what the estimate rests on."""
 
     window_s: float
     factors: np.ndarray
@@ -80,7 +81,7 @@ def estimate_drift(
     out[work] = w / out["drift"].to_numpy()
     drift = Drift(
         window_s=float(window_s),
-        factors=factors,
+        factors=factors[seen],  # windows without batches (outside the probe) say nothing
         raw_cv=float(np.sqrt(between)),
         cv=float(np.sqrt(np.average((factors[seen] - 1.0) ** 2, weights=n[seen]))),
         noise_share=float(min(1.0, np.average(noise[seen], weights=n[seen]) / between))

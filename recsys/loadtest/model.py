@@ -98,6 +98,7 @@ def calibrated_model(
     min_samples: int,
     drift_window_ms: float = 0.0,
     drift_block: int = 10,
+    select: np.ndarray | None = None,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 
@@ -111,24 +112,26 @@ def calibrated_model(
     back). With ``drift_window_ms`` > 0 the machine's drift in windows of that length is
     divided out of the work too (:func:`~recsys.loadtest.drift.estimate_drift`) and kept in
     the model, which the simulator puts back in time. The receive path before the first queue
-    and the hand-off into each later queue are delays outside the workers. Returns the model
-    and its table (profile columns plus ``state``).
+    and the hand-off into each later queue are delays outside the workers. Only the requests
+    of ``select`` (a boolean per request; default: those after the warm-up) and their batches
+    count. Returns the model and its table (profile columns plus ``state``).
     """
-    contention, batches = estimate_contention(probe, stages)
+    chosen = probe.records["arrival_s"].to_numpy() >= probe.warmup_s if select is None else select
+    contention, batches = estimate_contention(probe, stages, chosen)
     batches = batches[batches["measured"]]
     drift = None
     if drift_window_ms > 0:
         drift, batches = estimate_drift(batches, drift_window_ms / 1000.0)
     tables, services = {}, {}
     for state in ("warm", "cold"):
-        chosen = batches[batches["warm"] == (state == "warm")]
+        in_state = batches[batches["warm"] == (state == "warm")]
         measured = pd.DataFrame(
             {
-                "stage": chosen["stage"],
-                "kind": chosen["stage"],
-                "batch_size": chosen["batch_size"],
+                "stage": in_state["stage"],
+                "kind": in_state["stage"],
+                "batch_size": in_state["batch_size"],
                 "n_candidates": 0,
-                "service_ms": chosen["work_ms"],
+                "service_ms": in_state["work_ms"],
             }
         )
         filled = fill_batch_sizes(measured, profile, min_samples)
@@ -137,13 +140,12 @@ def calibrated_model(
         warm, cold = (profiled_models(tables[k], [s])[s] for k in ("warm", "cold"))
         services[s] = WarmColdServiceTime(warm=warm, cold=cold)
     table = pd.concat(tables.values(), ignore_index=True)
-    after_warmup = probe.records["arrival_s"].to_numpy() >= probe.warmup_s
-    ingress = probe.ingress_ms()[after_warmup]
+    ingress = probe.ingress_ms()[chosen]
     ingress = ingress[np.isfinite(ingress)].clip(min=0.0)
     model = SimModel(
         services=services,
         ingress_ms=ingress if ingress.size else None,
-        handoff_ms=handoff_ms(probe.records[after_warmup], stages),
+        handoff_ms=handoff_ms(probe.records[chosen], stages),
         contention=contention,
         drift=drift,
         drift_block=drift_block,
@@ -170,9 +172,11 @@ def simulate_pooled(
     seed: int,
     warmup_s: float,
     replications: int,
+    select: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Latency samples of ``replications`` simulations of the same arrivals (pooled), and
-    the first replication's records.
+    the first replication's records. With ``select`` (a boolean per arrival) only those
+    requests' latencies are sampled; every arrival is simulated.
 
     With ``model.ingress_ms``, each request reaches the first queue after its own draw of
     the ingress delay (so requests may overtake one another there), and that delay counts in
@@ -185,11 +189,12 @@ def simulate_pooled(
     pooled: dict[str, list[np.ndarray]] = {}
     first = None
     for r in range(replications):
-        times, extra_ms, scheduled = arrivals, 0.0, arrivals
+        times, extra_ms, scheduled, picked = arrivals, 0.0, arrivals, select
         if model.ingress_ms is not None:
             d = block_draws(model.ingress_ms, arrivals.size, delays, INGRESS_BLOCK) / 1000.0
             order = np.argsort(arrivals + d, kind="stable")
             times, extra_ms, scheduled = (arrivals + d)[order], d[order] * 1000.0, arrivals[order]
+            picked = None if select is None else select[order]
         run_specs = specs
         if model.drift is not None:
             # One path for every stage: they share the machine whose speed drifts.
@@ -206,7 +211,7 @@ def simulate_pooled(
         records = result.records.assign(arrival_s=scheduled)
         records["e2e_ms"] = records["e2e_ms"] + extra_ms
         first = records if first is None else first
-        for name, values in latencies_ms(records, names, warmup_s).items():
+        for name, values in latencies_ms(records, names, warmup_s, picked).items():
             pooled.setdefault(name, []).append(values)
     assert first is not None
     return {k: np.concatenate(v) for k, v in pooled.items()}, first

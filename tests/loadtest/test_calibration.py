@@ -15,6 +15,7 @@ from recsys.loadtest.calibrate import (
     Pairing,
     arrivals_at,
     calibrate_pairing,
+    probe_chunks,
     profile_capacity_qps,
 )
 from recsys.loadtest.compare import fill_batch_sizes, relative_error, service_table
@@ -113,6 +114,15 @@ def test_arrivals_are_rescaled_to_the_level_rate():
     assert 1000 / times[-1] == pytest.approx(250.0)
     with pytest.raises(ConfigError):
         CalibrationOptions(utilizations=(0.0,))
+
+
+def test_an_interleaved_probe_takes_every_other_chunk_after_the_warm_up():
+    arrivals = np.array([0.0, 0.4, 1.0, 1.4, 2.1, 2.9, 3.0, 3.5, 4.2])
+    probe = probe_chunks(arrivals, warmup_s=1.0, chunk_s=1.0)
+    # warm-up [0, 1): neither; [1, 2): measured; [2, 3): probe; [3, 4): measured; [4, 5): probe
+    assert probe.tolist() == [False, False, False, False, True, True, False, False, True]
+    with pytest.raises(ConfigError, match="interleave_s"):
+        CalibrationOptions(interleave_s=-1.0)
 
 
 def test_capacity_from_the_profile_is_the_slowest_stage_in_full_batches():
