@@ -45,19 +45,22 @@ def table(doc: dict[str, Any]) -> str:
         f"{m.get('after', {}).get('p99_over_p50', float('nan')):.2f} after.",
         "",
         "| pairing | util | QPS | real p50 ms | real p99 ms | calibrated err p50 | err p99 | "
-        "profiled err p50 | err p99 | generator lag p99 ms | status |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "profiled err p50 | err p99 | repeat err p50 | err p99 | generator lag p99 ms | "
+        "status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in doc["levels"]:
         if r["stage"] != "end_to_end":
             continue
         prof = r.get("profiled", {})
         cal = r.get("calibrated", {})
+        rep = r.get("repeat", {})
         lines.append(
             f"| {r['pairing']} | {100 * r['utilization']:.0f}% | {r['target_qps']:.0f} | "
             f"{r['real_p50_ms']:.3f} | {r['real_p99_ms']:.3f} | {_pct(cal.get('err_p50'))} | "
             f"{_pct(cal.get('err_p99'))} | {_pct(prof.get('err_p50'))} | "
-            f"{_pct(prof.get('err_p99'))} | {r['generator_lag_p99_ms']:.3f} | {r['status']} |"
+            f"{_pct(prof.get('err_p99'))} | {_pct(rep.get('err_p50'))} | "
+            f"{_pct(rep.get('err_p99'))} | {r['generator_lag_p99_ms']:.3f} | {r['status']} |"
         )
     lines.append("")
     for p in doc["pairings"]:
@@ -70,9 +73,11 @@ def table(doc: dict[str, Any]) -> str:
             )
     for name, verdict in doc["targets"]["verdict"].items():
         failed = ", ".join(f"{100 * u:.0f}%" for u in verdict["failed_levels"])
+        noisy = ", ".join(f"{100 * u:.0f}%" for u in verdict.get("noise_limited_levels", []))
         lines.append(
             f"- {name}: targets {'met' if verdict['met'] else 'NOT met'}"
             + (f" (failed at {failed})" if failed else "")
+            + (f"; the run's two halves disagree beyond the tolerance at {noisy}" if noisy else "")
         )
     return "\n".join(lines) + "\n"
 

@@ -305,7 +305,8 @@ def run_level(
     limits: LoadTestLimits,
     rng: np.random.Generator,
 ) -> tuple[Level, pd.DataFrame]:
-    """Probe, measure and simulate one level; the level and the real records."""
+    """Probe, measure and simulate one level; the level and the real records in detail
+    (:meth:`~recsys.loadtest.run.LoadTestResult.detailed_records`)."""
     names = [s.name for s in pairing.stages]
     rate = utilization * capacity_qps
     models: dict[str, SimModel] = {"profiled": SimModel(profiled_models(pairing.profile, names))}
@@ -329,6 +330,13 @@ def run_level(
             select=held_out,
         )
         comparisons[model_name] = compare(sims[model_name], real_lat)
+    # A second real measurement of the same level: the interleaved probe's own requests
+    # against the measured ones. Their disagreement is the noise floor of the comparison (a
+    # simulator cannot be shown closer to the measurement than the machine is to itself).
+    repeat = None
+    if held_out is not None:
+        probe_lat = latencies_ms(real.records, names, warmup_s, (arrivals >= warmup_s) & ~held_out)
+        repeat = compare(probe_lat, real_lat)
     primary = "calibrated" if "calibrated" in models else "profiled"
     gen = real.generator()
     span = float(arrivals[-1] - arrivals[0])
@@ -349,6 +357,12 @@ def run_level(
         row.update(common)
         for model_name in models:
             row[model_name] = comparisons[model_name][stage]
+        if repeat is not None:
+            row["repeat"] = {
+                k.replace("sim_", "probe_"): v
+                for k, v in repeat[stage].items()
+                if not k.endswith("_ci_ms")
+            }
         if stage != END_TO_END:
             row["diagnostics"] = stage_diagnostics(
                 real, pairing.profile, stage, sim_records["profiled"]
@@ -357,7 +371,8 @@ def run_level(
             row["calibrated_inputs"] = model_inputs(models["calibrated"], stage)
         rows.append(row)
     level = Level(utilization, rows, real_lat, sims, real.status, real.message)
-    return level, real.records
+    probe = None if held_out is None else (arrivals >= warmup_s) & ~held_out
+    return level, real.detailed_records(probe)
 
 
 def calibrate_pairing(

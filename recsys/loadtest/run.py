@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.errors import ConfigError, RecsysError
+from recsys.errors import ConfigError, DataError, RecsysError
 from recsys.loadtest import sender
 from recsys.loadtest.server import LiveServer, LiveStage
 from recsys.sim.engine import check_arrivals
@@ -169,6 +169,21 @@ class LoadTestResult:
         if self.status == UNFINISHED:
             raise Unfinished(self.message)
 
+    def detailed_records(self, probe: np.ndarray | None = None) -> pd.DataFrame:
+        """The records plus what the simulator has no field for, per stage (``*_ready_s``,
+        ``*_release_s``, ``*_warm``, ``*_cpu_ms``), the generator's ``lateness_ms``, and
+        ``probe`` (whether the request fitted the calibrated model rather than being measured;
+        all False without ``probe``): everything :func:`from_detailed` needs to analyse the
+        run again offline."""
+        extra: dict[str, Any] = {"lateness_ms": self.lateness_ms}
+        for stage in self.stages:
+            extra[f"{stage}_ready_s"] = self.ready_s[stage]
+            extra[f"{stage}_release_s"] = self.release_s[stage]
+            extra[f"{stage}_warm"] = self.warm[stage].astype(bool)
+            extra[f"{stage}_cpu_ms"] = self.cpu_ms(stage)
+        extra["probe"] = np.zeros(len(self.records), bool) if probe is None else probe
+        return self.records.assign(**extra)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -180,6 +195,29 @@ class LoadTestResult:
             "generator": self.generator(),
             **self.extra,
         }
+
+
+def from_detailed(frame: pd.DataFrame, stages: Sequence[str], warmup_s: float) -> LoadTestResult:
+    """A :class:`LoadTestResult` back from :meth:`LoadTestResult.detailed_records` (status
+    ``ok``; the run's own status is in its report)."""
+    detail = {f"{s}_{k}" for s in stages for k in ("ready_s", "release_s", "warm", "cpu_ms")}
+    missing = sorted(detail - set(frame.columns))
+    if missing:
+        raise DataError(f"detailed load-test records lack columns {missing}")
+    return LoadTestResult(
+        records=frame.drop(columns=[*detail, "lateness_ms", "probe"], errors="ignore"),
+        stages=list(stages),
+        warmup_s=warmup_s,
+        status=OK_STATUS,
+        message="",
+        lateness_ms=frame["lateness_ms"].to_numpy(np.float64),
+        wall_s=math.nan,
+        ready_s={s: frame[f"{s}_ready_s"].to_numpy(np.float64) for s in stages},
+        cpu_s={s: frame[f"{s}_cpu_ms"].to_numpy(np.float64) / 1000.0 for s in stages},
+        release_s={s: frame[f"{s}_release_s"].to_numpy(np.float64) for s in stages},
+        warm={s: frame[f"{s}_warm"].to_numpy(bool) for s in stages},
+        generator_mode="offline",
+    )
 
 
 def _generate(server: LiveServer, times: np.ndarray, limits: LoadTestLimits) -> tuple[int, str]:

@@ -83,6 +83,8 @@ def test_calibration_json_has_the_documented_levels(calibrated, tmp_path):
         assert row["model"] == "calibrated"
         assert set(row["profiled"]) >= {"sim_p50_ms", "real_p99_ms", "err_p99"}
         assert row["real_p50_ms"] <= row["real_p99_ms"]
+        # The interleaved probe is a second measurement of the level: its error is reported.
+        assert set(row["repeat"]) >= {"probe_p50_ms", "real_p50_ms", "err_p50", "err_p99"}
     parsed = json.loads(to_json(doc))
     assert parsed["levels"][0]["pairing"] == "sleep+sleep"
     assert doc["pairings"][0]["capacity_qps"] == pytest.approx(1000 / 10.0)
@@ -156,9 +158,27 @@ def test_errors_and_targets():
     assert math.isnan(relative_error(1.0, 0.0))
     row = {"pairing": "p", "stage": "end_to_end", "status": "ok", "err_p50": 0.01, "err_p99": 0.05}
     rows = [{**row, "utilization": 0.3}, {**row, "utilization": 0.85, "err_p99": 0.5}]
-    assert targets_met(rows)["p"] == {"met": True, "failed_levels": []}
+    assert targets_met(rows)["p"] == {"met": True, "failed_levels": [], "noise_limited_levels": []}
     rows.append({**row, "utilization": 0.5, "status": "generator_behind"})
-    assert targets_met(rows)["p"] == {"met": False, "failed_levels": [0.5]}
+    assert targets_met(rows)["p"] == {
+        "met": False,
+        "failed_levels": [0.5],
+        "noise_limited_levels": [],
+    }
+
+
+def test_a_failed_level_is_noise_limited_when_the_runs_two_halves_disagree_beyond_the_target():
+    row = {"pairing": "p", "stage": "end_to_end", "status": "ok", "err_p50": 0.01}
+    halves_agree = {"err_p50": 0.02, "err_p99": 0.04}
+    halves_apart = {"err_p50": 0.02, "err_p99": -0.25}
+    rows = [
+        {**row, "utilization": 0.3, "err_p99": 0.2, "repeat": halves_agree},  # the model's miss
+        {**row, "utilization": 0.5, "err_p99": 0.2, "repeat": halves_apart},  # noise floor
+        {**row, "utilization": 0.7, "err_p99": 0.05, "repeat": halves_apart},  # passed anyway
+    ]
+    verdict = targets_met(rows)["p"]
+    assert verdict["failed_levels"] == [0.3, 0.5]
+    assert verdict["noise_limited_levels"] == [0.5]
 
 
 def test_fill_batch_sizes_falls_back_to_the_profile_when_no_batch_size_has_enough_samples():

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 
+from recsys.errors import DataError
 from recsys.loadtest.compare import latencies_ms
-from recsys.loadtest.run import LoadTestLimits, run_loadtest
+from recsys.loadtest.run import LoadTestLimits, from_detailed, run_loadtest
 from recsys.loadtest.server import LiveStage
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import Deterministic
@@ -35,3 +38,23 @@ def test_records_have_the_simulators_columns_and_types():
     lat = latencies_ms(rec, ["retrieval", "ranking"], warmup_s=0.0)
     assert set(lat) == {"retrieval", "ranking", "end_to_end"}
     assert lat["end_to_end"].size == 30
+
+
+def test_detailed_records_round_trip_for_offline_analysis(tmp_path):
+    arrivals = 0.01 + np.arange(20) * 0.004
+    stages = [LiveStage("retrieval", sleeper(1.0)), LiveStage("ranking", sleeper(1.0))]
+    real = run_loadtest(arrivals, stages, list(range(20)), limits=LoadTestLimits(max_lag_ms=1e3))
+    probe = np.arange(20) % 2 == 1
+    path = tmp_path / "records.parquet"
+    real.detailed_records(probe).to_parquet(path)
+    frame = pd.read_parquet(path)
+    assert frame["probe"].tolist() == probe.tolist()
+    back = from_detailed(frame, ["retrieval", "ranking"], warmup_s=real.warmup_s)
+    assert list(back.records.columns) == list(real.records.columns)
+    for s in ("retrieval", "ranking"):
+        np.testing.assert_allclose(back.hold_ms(s), real.hold_ms(s))
+        assert back.warm[s].tolist() == real.warm[s].tolist()
+        np.testing.assert_allclose(back.cpu_ms(s), real.cpu_ms(s))
+    np.testing.assert_allclose(back.lateness_ms, real.lateness_ms)
+    with pytest.raises(DataError, match="ranking_warm"):
+        from_detailed(frame.drop(columns=["ranking_warm"]), ["retrieval", "ranking"], 0.0)
