@@ -72,7 +72,8 @@ class CalibrationOptions:
     sim_replications: int = 5
     drift_window_ms: float = 100.0
     drift_block_windows: int = 10
-    interleave_s: float = 1.0
+    drift_replay: bool = False
+    interleave_s: float = 0.05
     generator: str = "process"
     gc_freeze: bool = True
     seed: int = 0
@@ -264,6 +265,7 @@ def _calibrated(
         options.min_batch_samples,
         drift_window_ms=options.drift_window_ms,
         drift_block=options.drift_block_windows,
+        drift_replay=options.drift_replay,
         select=select,
     )
     return model

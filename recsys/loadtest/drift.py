@@ -14,12 +14,14 @@ in time, not also in the spread of single batches.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from recsys.errors import ConfigError
+from recsys.sim.slowdown import Slowdown
 
 GROUP = ("stage", "batch_size", "warm")
 
@@ -34,6 +36,21 @@ class Drift:
     raw_cv: float  # spread of the window means before shrinking
     cv: float  # spread of the shrunk factors: the drift the simulator replays
     noise_share: float  # share of the raw windows' variance that sampling noise explains
+    # Where each factor's window starts on the run's clock (s): what replay_path puts back.
+    starts_s: np.ndarray | None = None
+
+    def replay_path(self, duration_s: float) -> Slowdown:
+        """The measured drift in time, on the run's own clock, for ``duration_s``: windows
+        without batches (e.g. the measured requests' chunks of an interleaved probe) take
+        the value interpolated between their neighbours. For holding a simulation against
+        the very run the drift was measured in (a trace of the machine's speed, like the
+        trace of its arrivals); a prediction draws paths instead (``bootstrap_path``)."""
+        if self.starts_s is None:
+            raise ConfigError("this drift estimate has no window times to replay")
+        n = max(1, math.ceil(duration_s / self.window_s) + 1)
+        centers = (np.arange(n) + 0.5) * self.window_s
+        seen = self.starts_s + 0.5 * self.window_s
+        return Slowdown(self.window_s, np.interp(centers, seen, self.factors))
 
     def describe(self) -> dict[str, float]:
         return {
@@ -60,7 +77,10 @@ def estimate_drift(
     mean = out.groupby(list(GROUP))[work].transform("mean").to_numpy(dtype=np.float64)
     ratio = np.divide(w, mean, out=np.ones_like(w), where=mean > 0)
     t = out["ready_s"].to_numpy(dtype=np.float64)
-    window = np.floor((t - t.min()) / window_s).astype(np.int64)
+    # Windows on the run's own clock (whole multiples of window_s), so that a replayed path
+    # lines up with the requests it is held against.
+    origin = np.floor(t.min() / window_s) * window_s
+    window = np.floor((t - origin) / window_s).astype(np.int64)
     n_windows = int(window.max()) + 1
     n = np.bincount(window, minlength=n_windows).astype(np.float64)
     total = np.bincount(window, weights=ratio, minlength=n_windows)
@@ -82,6 +102,7 @@ def estimate_drift(
     drift = Drift(
         window_s=float(window_s),
         factors=factors[seen],  # windows without batches (outside the probe) say nothing
+        starts_s=origin + window_s * np.flatnonzero(seen),
         raw_cv=float(np.sqrt(between)),
         cv=float(np.sqrt(np.average((factors[seen] - 1.0) ** 2, weights=n[seen]))),
         noise_share=float(min(1.0, np.average(noise[seen], weights=n[seen]) / between))

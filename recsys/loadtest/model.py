@@ -55,7 +55,8 @@ class SimModel:
     stage, how much co-located batches slow it (``StageSpec.contention``). ``drift``: how the
     machine's speed drifted in time (:mod:`recsys.loadtest.drift`); each simulation draws its
     own path of it in blocks of ``drift_block`` windows, shared by every stage
-    (``StageSpec.slowdown``).
+    (``StageSpec.slowdown``); with ``drift_replay`` every simulation replays the measured
+    path itself, in time (:meth:`~recsys.loadtest.drift.Drift.replay_path`).
     """
 
     services: dict[str, ServiceTimeModel]
@@ -64,6 +65,7 @@ class SimModel:
     contention: dict[str, float] = field(default_factory=dict)
     drift: Drift | None = None
     drift_block: int = 10
+    drift_replay: bool = False
 
 
 def sim_specs(
@@ -99,6 +101,7 @@ def calibrated_model(
     drift_window_ms: float = 0.0,
     drift_block: int = 10,
     select: np.ndarray | None = None,
+    drift_replay: bool = False,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 
@@ -111,8 +114,10 @@ def calibrated_model(
     ``min_samples`` batches in a state take the stand-alone profile (timed alone and back to
     back). With ``drift_window_ms`` > 0 the machine's drift in windows of that length is
     divided out of the work too (:func:`~recsys.loadtest.drift.estimate_drift`) and kept in
-    the model, which the simulator puts back in time. The receive path before the first queue
-    and the hand-off into each later queue are delays outside the workers. Only the requests
+    the model, which the simulator puts back in time (block-bootstrapped paths, or with
+    ``drift_replay`` the measured path itself, aligned with the run). The receive path
+    before the first queue and the hand-off into each later queue are delays outside the
+    workers. Only the requests
     of ``select`` (a boolean per request; default: those after the warm-up) and their batches
     count. Returns the model and its table (profile columns plus ``state``).
     """
@@ -149,6 +154,7 @@ def calibrated_model(
         contention=contention,
         drift=drift,
         drift_block=drift_block,
+        drift_replay=drift_replay,
     )
     return model, table
 
@@ -198,12 +204,13 @@ def simulate_pooled(
         run_specs = specs
         if model.drift is not None:
             # One path for every stage: they share the machine whose speed drifts.
-            path = bootstrap_path(
-                model.drift.factors,
-                model.drift.window_s,
-                float(times[-1]) + 1.0,
-                model.drift_block,
-                delays,
+            duration = float(times[-1]) + 1.0
+            path = (
+                model.drift.replay_path(duration)
+                if model.drift_replay
+                else bootstrap_path(
+                    model.drift.factors, model.drift.window_s, duration, model.drift_block, delays
+                )
             )
             run_specs = [dataclasses.replace(s, slowdown=path) for s in specs]
         result = simulate(times, run_specs, seed=seed + r, warmup_s=warmup_s)

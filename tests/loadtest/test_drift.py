@@ -80,3 +80,18 @@ def test_bad_windows_and_empty_probes_are_refused():
         estimate_drift(_batches(np.ones(5)), 0.0)
     with pytest.raises(ConfigError, match="no batches"):
         estimate_drift(_batches(np.ones(5)).iloc[:0], WINDOW_S)
+
+
+def test_the_measured_path_replays_in_time_and_fills_unseen_windows_between_neighbours():
+    path = np.repeat([1.0, 1.5, 0.8, 1.2], 5)  # 20 windows, 4 plateaus of 0.5 s
+    batches = _batches(path, per_s=6000.0)
+    # An interleaved probe: only every other window has batches.
+    window = (batches["ready_s"] // WINDOW_S).astype(int)
+    drift, _ = estimate_drift(batches[window % 2 == 0], WINDOW_S)
+    replay = drift.replay_path(duration_s=path.size * WINDOW_S)
+    level = path / path.mean()
+    for i in (1, 3, 7, 12, 17):  # windows inside a plateau, with and without batches
+        assert replay.factor((i + 0.5) * WINDOW_S) == pytest.approx(level[i], rel=0.08)
+    # An unseen window between two measured ones of different levels lies between them.
+    between = replay.factor(5.5 * WINDOW_S)
+    assert min(level[4], level[6]) - 0.05 <= between <= max(level[4], level[6]) + 0.05
