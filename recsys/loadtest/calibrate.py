@@ -63,9 +63,9 @@ class CalibrationOptions:
     """Levels, run sizes and the capacity the levels are fractions of."""
 
     utilizations: tuple[float, ...] = (0.3, 0.5, 0.7, 0.85)
-    n_requests: int = 10000
+    n_requests: int = 20000
     warmup_requests: int = 500
-    probe_requests: int = 5000
+    probe_requests: int = 20000
     capacity: str = "measured"
     capacity_requests: int = 2000
     min_batch_samples: int = 20
