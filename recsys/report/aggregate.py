@@ -8,6 +8,7 @@ row with wrong numbers, never a crash.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -162,6 +163,44 @@ def pairing_label(pipeline: Sequence[Mapping[str, Any]]) -> str:
     return " + ".join(parts)
 
 
+def disambiguate_labels(runs: Sequence[Run]) -> None:
+    """Runs whose pipelines share a label but differ in a stage's parameters (a sweep of
+    ``lightgbm`` and ``lightgbm_small``, of two MLP sizes) get the differing parameters
+    appended to their label, e.g. ``... + lightgbm (lightgbm: n_estimators=50, num_leaves=15)``,
+    so tables, plots and the recommendation never show two different configurations under
+    one name. Runs that differ only in traffic or hardware keep one label (those are columns).
+    """
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
+    for label, group in groups.items():
+        if len(group) < 2:
+            continue
+        pipelines = [r.result["pipeline"] for r in group]
+        if len({len(p) for p in pipelines}) != 1:
+            continue
+        differing: list[tuple[int, list[str]]] = []
+        for i in range(len(pipelines[0])):
+            params = [p[i].get("params") or {} for p in pipelines]
+            keys = sorted({k for ps in params for k in ps}, key=str)
+            diff = [
+                k
+                for k in keys
+                if len({json.dumps(ps.get(k), sort_keys=True, default=str) for ps in params}) > 1
+            ]
+            if diff:
+                differing.append((i, diff))
+        if not differing:
+            continue
+        for run, pipeline in zip(group, pipelines, strict=True):
+            parts = []
+            for i, keys in differing:
+                params = pipeline[i].get("params") or {}
+                values = ", ".join(f"{k}={params.get(k)}" for k in keys)
+                parts.append(f"{pipeline[i].get('kind', '?')}: {values}")
+            run.row["label"] = f"{label} ({'; '.join(parts)})"
+
+
 def _num(result: Mapping[str, Any], path: str, required: bool = True) -> float:
     node: Any = result
     for part in path.split("."):
@@ -292,6 +331,7 @@ def collect_runs(dirs: Iterable[str | Path]) -> Runs:
             f"no result.json found below {', '.join(str(r) for r in roots)} "
             "(run recsys-sim first, or point at its outputs/ or multirun/ directory)"
         )
+    disambiguate_labels(list(runs.values()))
     return Runs(
         runs=sorted(runs.values(), key=lambda r: _natural(r.name)),
         failed=sorted(failed.values(), key=lambda r: _natural(r.name)),

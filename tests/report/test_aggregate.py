@@ -158,3 +158,21 @@ def test_a_result_json_that_is_not_an_object(tmp_path):
     runs = collect_runs([tmp_path])
     assert runs.failed[0].reason.endswith("expected a JSON object")
     assert HNSW["ndcg"] == 0.318  # the factory's documented numbers stay what tests assume
+
+
+def test_runs_that_share_a_label_but_not_their_parameters_get_them_in_the_label(tmp_path):
+    big, small, again = result_doc(), result_doc(), result_doc(qps=500.0)
+    big["pipeline"][1]["params"] = {"n_estimators": 300, "num_leaves": 31, "seed": 0}
+    small["pipeline"][1]["params"] = {"n_estimators": 50, "num_leaves": 15, "seed": 0}
+    again["pipeline"][1]["params"] = dict(big["pipeline"][1]["params"])
+    for name, doc in (("0", big), ("1", small), ("2", again)):
+        write_run(tmp_path / name, doc)
+    labels = [r.label for r in collect_runs([tmp_path])]
+    base = "faiss[HNSW32 ef_search=64] + lightgbm"
+    # Only the differing parameters, and the same label for the same configuration
+    # at another traffic level.
+    assert labels == [
+        f"{base} (lightgbm: n_estimators=300, num_leaves=31)",
+        f"{base} (lightgbm: n_estimators=50, num_leaves=15)",
+        f"{base} (lightgbm: n_estimators=300, num_leaves=31)",
+    ]
