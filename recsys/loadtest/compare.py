@@ -144,6 +144,25 @@ def fill_batch_sizes(
     return pd.concat([measured, rest], ignore_index=True)
 
 
+def busy_fraction(real: LoadTestResult, stage: str) -> float:
+    """Mean number of the stage's workers holding a batch (start to release) over the
+    measured window (warm-up to last arrival); with one worker, the utilisation the level
+    really had, which moves with the machine's speed even at a fixed arrival rate."""
+    rec = real.records
+    start, release = rec[f"{stage}_start_s"].to_numpy(), real.release_s[stage]
+    keep = np.isfinite(start) & np.isfinite(release)
+    if not keep.any():
+        return math.nan
+    # One row per batch: the requests of a batch share its start.
+    _, first = np.unique(start[keep], return_index=True)
+    lo, hi = real.warmup_s, float(rec["arrival_s"].max())
+    if hi <= lo:
+        return math.nan
+    begin, end = start[keep][first], release[keep][first]
+    held = np.clip(np.minimum(end, hi) - np.maximum(begin, lo), 0.0, None).sum()
+    return float(held / (hi - lo))
+
+
 def stage_diagnostics(
     real: LoadTestResult, profile: pd.DataFrame, stage: str, sim_records: pd.DataFrame
 ) -> dict[str, Any]:
@@ -162,6 +181,7 @@ def stage_diagnostics(
     sim_batch = sim_batch[sim_batch > 0]
     single = batch == 1
     return {
+        "real_busy_fraction": busy_fraction(real, stage),
         "real_service_b1_p50_ms": float(np.median(service[single])) if single.any() else None,
         "real_cpu_b1_p50_ms": float(np.median(cpu[single])) if single.any() else None,
         "profiled_service_b1_p50_ms": float(np.median(prof1)) if len(prof1) else None,

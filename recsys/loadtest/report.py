@@ -175,8 +175,8 @@ def _diagnostic_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| util | stage | service b=1 p50: profiled / in server (its CPU time) | "
         "dispatch p50 / p99 | warm starts | calibrated: warm / cold b=1 mean, contention | "
-        "mean batch real / sim | generator lag p50 / p99 |",
-        "|---:|---|---|---|---:|---|---|---|",
+        "mean batch real / sim | busy workers (real) | generator lag p50 / p99 |",
+        "|---:|---|---|---|---:|---|---|---:|---|",
     ]
     for r in rows:
         d = r.get("diagnostics")
@@ -196,6 +196,7 @@ def _diagnostic_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             f"{_ms(d['real_dispatch_p50_ms'])} / {_ms(d['real_dispatch_p99_ms'])} | "
             f"{_pct_plain(d.get('real_warm_fraction'))} | {calibrated} | "
             f"{_num(d['real_mean_batch'])} / {_num(d['sim_mean_batch'])} | "
+            f"{_num(d.get('real_busy_fraction'))} | "
             f"{_ms(r['generator_lag_p50_ms'])} / {_ms(r['generator_lag_p99_ms'])} |"
         )
     return lines

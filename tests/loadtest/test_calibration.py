@@ -187,3 +187,15 @@ def test_fill_batch_sizes_falls_back_to_the_profile_when_no_batch_size_has_enoug
     table = fill_batch_sizes(measured, profiled, min_samples=20)
     assert (table["source"] == "profile").all()
     assert len(table) == len(profiled)
+
+
+def test_each_level_reports_how_busy_its_stages_really_were(calibrated):
+    # Sleeping stages of 5 and 10 ms at 30% and 60% of the ranking stage's 100 QPS: the
+    # ranking worker holds batches about 30% and 60% of the time, retrieval half that.
+    for row in calibrated.rows():
+        if row["stage"] == "end_to_end":
+            continue
+        busy = row["diagnostics"]["real_busy_fraction"]
+        expected = row["utilization"] * (1.0 if row["stage"] == "ranking" else 0.5)
+        # Poisson counts of ~150-300 arrivals (sd ~6-8%) plus the sleeps' overshoot.
+        assert busy == pytest.approx(expected, rel=0.3), row
