@@ -318,6 +318,7 @@ def run_level(
     if calibrated is not None:
         models["calibrated"] = calibrated
     warmup_s = real.warmup_s
+    probe = None if held_out is None else (arrivals >= warmup_s) & ~held_out
     real_lat = latencies_ms(real.records, names, warmup_s, held_out)
     seed = int(rng.integers(2**31))
     sims, comparisons, sim_records = {}, {}, {}
@@ -336,9 +337,8 @@ def run_level(
     # against the measured ones. Their disagreement is the noise floor of the comparison (a
     # simulator cannot be shown closer to the measurement than the machine is to itself).
     repeat = None
-    if held_out is not None:
-        probe_lat = latencies_ms(real.records, names, warmup_s, (arrivals >= warmup_s) & ~held_out)
-        repeat = compare(probe_lat, real_lat)
+    if probe is not None:
+        repeat = compare(latencies_ms(real.records, names, warmup_s, probe), real_lat)
     primary = "calibrated" if "calibrated" in models else "profiled"
     gen = real.generator()
     span = float(arrivals[-1] - arrivals[0])
@@ -373,7 +373,6 @@ def run_level(
             row["calibrated_inputs"] = model_inputs(models["calibrated"], stage)
         rows.append(row)
     level = Level(utilization, rows, real_lat, sims, real.status, real.message)
-    probe = None if held_out is None else (arrivals >= warmup_s) & ~held_out
     return level, real.detailed_records(probe)
 
 
