@@ -109,7 +109,11 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(AttributeError, OSError):
         # Done: back to normal priority, so saving and exiting take no core from the server.
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    np.save(out_path, late)
+    # Written aside, then renamed: the server may kill this process at any moment (a stage
+    # failed), and must then find either the whole file or none.
+    partial = f"{out_path}.partial.npy"
+    np.save(partial, late)
+    os.replace(partial, out_path)
     behind = bool(np.nanmax(late, initial=0.0) > float(abort_ms) / 1000.0)
     return BEHIND_EXIT if behind else 0
 
