@@ -117,9 +117,9 @@ def calibrated_model(
     the model, which the simulator puts back in time (block-bootstrapped paths, or with
     ``drift_replay`` the measured path itself, aligned with the run). The receive path
     before the first queue and the hand-off into each later queue are delays outside the
-    workers. Only the requests
-    of ``select`` (a boolean per request; default: those after the warm-up) and their batches
-    count. Returns the model and its table (profile columns plus ``state``).
+    workers. Only the requests of ``select`` (a boolean per request; default: those after
+    the warm-up) and their batches count. Returns the model and its table (profile columns
+    plus ``state``).
     """
     chosen = probe.records["arrival_s"].to_numpy() >= probe.warmup_s if select is None else select
     contention, batches = estimate_contention(probe, stages, chosen)

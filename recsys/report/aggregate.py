@@ -179,17 +179,9 @@ def disambiguate_labels(runs: Sequence[Run]) -> None:
         pipelines = [r.result["pipeline"] for r in group]
         if len({len(p) for p in pipelines}) != 1:
             continue
-        differing: list[tuple[int, list[str]]] = []
-        for i in range(len(pipelines[0])):
-            params = [p[i].get("params") or {} for p in pipelines]
-            keys = sorted({k for ps in params for k in ps}, key=str)
-            diff = [
-                k
-                for k in keys
-                if len({json.dumps(ps.get(k), sort_keys=True, default=str) for ps in params}) > 1
-            ]
-            if diff:
-                differing.append((i, diff))
+        differing = [
+            (i, keys) for i in range(len(pipelines[0])) if (keys := _differing(pipelines, i))
+        ]
         if not differing:
             continue
         for run, pipeline in zip(group, pipelines, strict=True):
@@ -199,6 +191,17 @@ def disambiguate_labels(runs: Sequence[Run]) -> None:
                 values = ", ".join(f"{k}={params.get(k)}" for k in keys)
                 parts.append(f"{pipeline[i].get('kind', '?')}: {values}")
             run.row["label"] = f"{label} ({'; '.join(parts)})"
+
+
+def _differing(pipelines: Sequence[Sequence[Mapping[str, Any]]], stage: int) -> list[str]:
+    """The parameter names of stage ``stage`` whose values are not the same in all pipelines."""
+    params = [p[stage].get("params") or {} for p in pipelines]
+    keys = sorted({k for ps in params for k in ps}, key=str)
+    return [
+        k
+        for k in keys
+        if len({json.dumps(ps.get(k), sort_keys=True, default=str) for ps in params}) > 1
+    ]
 
 
 def _num(result: Mapping[str, Any], path: str, required: bool = True) -> float:
