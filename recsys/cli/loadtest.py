@@ -257,6 +257,7 @@ def calibration_options(cfg: DictConfig) -> CalibrationOptions:
         drift_window_ms=float(c.drift_window_ms),
         drift_block_windows=int(c.drift_block_windows),
         drift_replay=bool(c.drift_replay),
+        stall_min_ms=float(c.stall_min_ms),
         interleave_s=float(c.interleave_s),
         generator=str(cfg.loadtest.generator),
         gc_freeze=bool(cfg.loadtest.gc_freeze),

@@ -73,6 +73,7 @@ class CalibrationOptions:
     drift_window_ms: float = 100.0
     drift_block_windows: int = 10
     drift_replay: bool = False
+    stall_min_ms: float = 0.0
     interleave_s: float = 0.05
     generator: str = "process"
     gc_freeze: bool = True
@@ -95,6 +96,8 @@ class CalibrationOptions:
             raise ConfigError("calibration drift_window_ms must be >= 0 (0: no drift model)")
         if not (math.isfinite(self.interleave_s) and self.interleave_s >= 0):
             raise ConfigError("calibration interleave_s must be >= 0 (0: a separate probe run)")
+        if not (math.isfinite(self.stall_min_ms) and self.stall_min_ms >= 0):
+            raise ConfigError("calibration stall_min_ms must be >= 0 (0: no stall model)")
         if self.drift_block_windows < 1:
             raise ConfigError("calibration drift_block_windows must be >= 1")
         if self.generator not in GENERATORS:
@@ -266,6 +269,7 @@ def _calibrated(
         drift_window_ms=options.drift_window_ms,
         drift_block=options.drift_block_windows,
         drift_replay=options.drift_replay,
+        stall_min_ms=options.stall_min_ms,
         select=select,
     )
     return model

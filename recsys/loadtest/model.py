@@ -31,9 +31,11 @@ from recsys.loadtest.contention import estimate as estimate_contention
 from recsys.loadtest.drift import Drift, estimate_drift
 from recsys.loadtest.run import LoadTestResult
 from recsys.loadtest.server import LiveStage
+from recsys.loadtest.stalls import destall, detect_stalls
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel, WarmColdServiceTime
 from recsys.sim.slowdown import block_draws, bootstrap_path
+from recsys.sim.stalls import StallModel, unwarp_records
 
 # Ingress delays are drawn in runs of this many consecutive requests (see block_draws).
 INGRESS_BLOCK = 200
@@ -56,7 +58,9 @@ class SimModel:
     machine's speed drifted in time (:mod:`recsys.loadtest.drift`); each simulation draws its
     own path of it in blocks of ``drift_block`` windows, shared by every stage
     (``StageSpec.slowdown``); with ``drift_replay`` every simulation replays the measured
-    path itself, in time (:meth:`~recsys.loadtest.drift.Drift.replay_path`).
+    path itself, in time (:meth:`~recsys.loadtest.drift.Drift.replay_path`). ``stalls``:
+    how often the whole process stood still and for how long (:mod:`recsys.sim.stalls`);
+    each simulation runs on the server's clock through its own draw of them.
     """
 
     services: dict[str, ServiceTimeModel]
@@ -66,6 +70,7 @@ class SimModel:
     drift: Drift | None = None
     drift_block: int = 10
     drift_replay: bool = False
+    stalls: StallModel | None = None
 
 
 def sim_specs(
@@ -102,6 +107,7 @@ def calibrated_model(
     drift_block: int = 10,
     select: np.ndarray | None = None,
     drift_replay: bool = False,
+    stall_min_ms: float = 0.0,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 
@@ -118,10 +124,16 @@ def calibrated_model(
     ``drift_replay`` the measured path itself, aligned with the run). The receive path
     before the first queue and the hand-off into each later queue are delays outside the
     workers. Only the requests of ``select`` (a boolean per request; default: those after
-    the warm-up) and their batches count. Returns the model and its table (profile columns
-    plus ``state``).
+    the warm-up) and their batches count. With ``stall_min_ms`` > 0 the stalls of the whole
+    process from that long (:func:`~recsys.loadtest.stalls.detect_stalls`) are cut out of
+    the run before anything else is fitted (:func:`~recsys.loadtest.stalls.destall`), and
+    their rate and lengths, counted where the selected requests were, are the model's
+    ``stalls``. Returns the model and its table (profile columns plus ``state``).
     """
     chosen = probe.records["arrival_s"].to_numpy() >= probe.warmup_s if select is None else select
+    stalls = None
+    if stall_min_ms > 0:
+        stalls, probe = _stalls(probe, chosen, stall_min_ms)
     contention, batches = estimate_contention(probe, stages, chosen)
     batches = batches[batches["measured"]]
     drift = None
@@ -155,8 +167,28 @@ def calibrated_model(
         drift=drift,
         drift_block=drift_block,
         drift_replay=drift_replay,
+        stalls=stalls,
     )
     return model, table
+
+
+def _stalls(
+    run: LoadTestResult, chosen: np.ndarray, min_ms: float
+) -> tuple[StallModel, LoadTestResult]:
+    """The stall model of a run (stalls that began among the ``chosen`` requests, per second
+    of their share of the run) and the run with every stall cut out."""
+    path = detect_stalls(run, min_ms)
+    arrival = run.records["arrival_s"].to_numpy(np.float64)
+    after = arrival >= run.warmup_s
+    span = float(arrival[after].max() - arrival[after].min()) if after.sum() > 1 else 0.0
+    share = float(chosen[after].mean()) if after.any() else 0.0
+    # A stall belongs to the request due last before it began.
+    owner = np.clip(np.searchsorted(arrival, path.starts_s, side="right") - 1, 0, None)
+    mine = chosen[owner] if len(path) else np.zeros(0, bool)
+    seconds = span * share
+    rate = float(mine.sum()) / seconds if seconds > 0 else 0.0
+    model = StallModel(rate_per_s=rate, durations_s=path.durations_s[mine])
+    return model, destall(run, path)
 
 
 def handoff_ms(records: pd.DataFrame, stages: Sequence[str]) -> dict[str, float]:
@@ -195,11 +227,16 @@ def simulate_pooled(
     pooled: dict[str, list[np.ndarray]] = {}
     first = None
     for r in range(replications):
-        times, extra_ms, scheduled, picked = arrivals, 0.0, arrivals, select
+        stalls = None
+        if model.stalls is not None:
+            stalls = model.stalls.path(float(arrivals[-1]) + 1.0, delays)
+        # With stalls the simulator runs on the server's clock (stall time cut out).
+        base = arrivals if stalls is None else stalls.to_server(arrivals)
+        times, extra_ms, scheduled, picked = base, 0.0, arrivals, select
         if model.ingress_ms is not None:
             d = block_draws(model.ingress_ms, arrivals.size, delays, INGRESS_BLOCK) / 1000.0
-            order = np.argsort(arrivals + d, kind="stable")
-            times, extra_ms, scheduled = (arrivals + d)[order], d[order] * 1000.0, arrivals[order]
+            order = np.argsort(base + d, kind="stable")
+            times, extra_ms, scheduled = (base + d)[order], d[order] * 1000.0, arrivals[order]
             picked = None if select is None else select[order]
         run_specs = specs
         if model.drift is not None:
@@ -215,8 +252,11 @@ def simulate_pooled(
             run_specs = [dataclasses.replace(s, slowdown=path) for s in specs]
         result = simulate(times, run_specs, seed=seed + r, warmup_s=warmup_s)
         assert result.records is not None
-        records = result.records.assign(arrival_s=scheduled)
-        records["e2e_ms"] = records["e2e_ms"] + extra_ms
+        if stalls is not None:
+            records = unwarp_records(result.records, stalls, names, scheduled)
+        else:
+            records = result.records.assign(arrival_s=scheduled)
+            records["e2e_ms"] = records["e2e_ms"] + extra_ms
         first = records if first is None else first
         for name, values in latencies_ms(records, names, warmup_s, picked).items():
             pooled.setdefault(name, []).append(values)
@@ -233,6 +273,8 @@ def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
             out |= {"ingress_p50_ms": float(p50), "ingress_p99_ms": float(p99)}
         if model.drift is not None:
             out["drift"] = model.drift.describe()
+        if model.stalls is not None:
+            out["stalls"] = model.stalls.describe()
         return out
     service = model.services[stage]
     out = {
