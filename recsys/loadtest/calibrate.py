@@ -40,6 +40,7 @@ from recsys.loadtest.compare import (
     compare,
     latencies_ms,
     stage_diagnostics,
+    tail_episodes,
 )
 from recsys.loadtest.model import (
     SimModel,
@@ -373,6 +374,11 @@ def run_level(
             row["diagnostics"] = stage_diagnostics(
                 real, pairing.profile, stage, sim_records["profiled"]
             )
+        else:
+            # How the slowest requests cluster in time, measured and simulated (whole run).
+            row["tail"] = {"real": tail_episodes(real.records, warmup_s)} | {
+                name: tail_episodes(sim_records[name], warmup_s) for name in models
+            }
         if "calibrated" in models:
             row["calibrated_inputs"] = model_inputs(models["calibrated"], stage)
         rows.append(row)

@@ -163,6 +163,34 @@ def busy_fraction(real: LoadTestResult, stage: str) -> float:
     return float(held / (hi - lo))
 
 
+def tail_episodes(
+    records: pd.DataFrame, warmup_s: float, q: float = 99.0, gap_s: float = 0.05
+) -> dict[str, float]:
+    """How the requests above the ``q``-th percentile of end-to-end latency cluster in time.
+
+    Requests above it that arrived within ``gap_s`` of one another form one **episode** (one
+    slow spell of the server). ``episodes`` counts them; ``largest4_share`` is the share of
+    the tail's requests in the 4 largest. A tail held by a handful of episodes is at the
+    mercy of how many such spells fell in the run: its percentile moves between runs far
+    more than the request count suggests.
+    """
+    ok = (records["outcome"] == "ok").fillna(False).to_numpy(bool)
+    arrival = records["arrival_s"].to_numpy(np.float64)
+    e2e = records["e2e_ms"].to_numpy(np.float64)
+    chosen = ok & (arrival >= warmup_s) & np.isfinite(e2e)
+    if chosen.sum() < 2:
+        return {"episodes": 0, "largest4_share": math.nan, "tail_requests": 0}
+    threshold = np.percentile(e2e[chosen], q)
+    times = np.sort(arrival[chosen & (e2e >= threshold)])
+    sizes = np.diff(np.r_[0, np.flatnonzero(np.diff(times) > gap_s) + 1, times.size])
+    largest = np.sort(sizes)[::-1][:4].sum()
+    return {
+        "episodes": int(sizes.size),
+        "largest4_share": float(largest / times.size),
+        "tail_requests": int(times.size),
+    }
+
+
 def stage_diagnostics(
     real: LoadTestResult, profile: pd.DataFrame, stage: str, sim_records: pd.DataFrame
 ) -> dict[str, Any]:

@@ -217,6 +217,23 @@ def _drift_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*lines, ""] if lines else []
 
 
+def _tail_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per level, how the measured and simulated p99 tails cluster in time."""
+    lines = []
+    for r in rows:
+        tail = r.get("tail") if r["stage"] == END_TO_END else None
+        if not tail:
+            continue
+        real, sim = tail["real"], tail.get(r.get("model", "calibrated"), {})
+        lines.append(
+            f"- {100 * r['utilization']:.0f}%: the measured p99 tail is {real['episodes']} "
+            f"slow spells, the 4 largest hold {_pct_plain(real['largest4_share'])} of it "
+            f"(simulated, {r.get('model', '')}: {sim.get('episodes', 'n/a')}, "
+            f"{_pct_plain(sim.get('largest4_share'))})"
+        )
+    return [*lines, ""] if lines else []
+
+
 def _pct_plain(value: Any) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
 
@@ -293,6 +310,7 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             *_diagnostic_table(rows),
             "",
             *_drift_lines(rows),
+            *_tail_lines(rows),
         ]
         if name in plots:
             out += [f"![CDF overlays of {name}]({plots[name]})", ""]

@@ -89,8 +89,12 @@ def test_calibration_json_has_the_documented_levels(calibrated, tmp_path):
     assert parsed["levels"][0]["pairing"] == "sleep+sleep"
     assert doc["pairings"][0]["capacity_qps"] == pytest.approx(1000 / 10.0)
     assert "sleep+sleep" in doc["targets"]["verdict"]
+    e2e = next(r for r in rows if r["stage"] == "end_to_end")
+    assert set(e2e["tail"]) == {"real", "profiled", "calibrated"}
+    assert e2e["tail"]["real"]["episodes"] >= 1
     text = render_markdown(doc, {"sleep+sleep": "cdf.png"})
     assert "| 30% | end_to_end |" in text
+    assert "the measured p99 tail is" in text
     assert "![CDF overlays of sleep+sleep](cdf.png)" in text
     png = plot_cdfs(calibrated, tmp_path / "cdf.png")
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.loadtest.compare import tail_episodes
 from recsys.loadtest.drift import Drift
 from recsys.loadtest.model import SimModel, calibrated_model, handoff_ms, simulate_pooled
 from recsys.loadtest.run import LoadTestLimits, run_loadtest
@@ -102,3 +103,21 @@ def _profile() -> pd.DataFrame:
         for _ in range(5)
     ]
     return pd.DataFrame(rows)
+
+
+def test_a_tail_of_a_few_slow_spells_is_told_from_a_spread_out_one():
+    # 10 000 requests 1 ms apart at 1 ms; two slow spells of 50 requests each at 20 ms.
+    arrival = np.arange(10_000) * 1e-3
+    e2e = np.ones(10_000)
+    e2e[2000:2050] = 20.0
+    e2e[7000:7050] = 20.0
+    frame = pd.DataFrame({"arrival_s": arrival, "e2e_ms": e2e, "outcome": "ok"})
+    spells = tail_episodes(frame, warmup_s=0.0)
+    assert spells["episodes"] == 2
+    assert spells["largest4_share"] == 1.0
+    # The same 100 slow requests spread out evenly (one per 100 ms): 100 episodes.
+    e2e = np.ones(10_000)
+    e2e[::100] = 20.0
+    spread = tail_episodes(frame.assign(e2e_ms=e2e), warmup_s=0.0)
+    assert spread["episodes"] == 100
+    assert spread["largest4_share"] == pytest.approx(0.04)
