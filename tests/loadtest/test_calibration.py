@@ -15,8 +15,10 @@ from recsys.loadtest.calibrate import (
     Pairing,
     arrivals_at,
     calibrate_pairing,
+    measure_capacity_qps,
     probe_chunks,
     profile_capacity_qps,
+    sustained_rate,
 )
 from recsys.loadtest.compare import fill_batch_sizes, relative_error, service_table
 from recsys.loadtest.model import profiled_models
@@ -137,6 +139,32 @@ def test_capacity_from_the_profile_is_the_slowest_stage_in_full_batches():
     caps = profile_capacity_qps(stages, models)
     assert caps["a"] == pytest.approx(500.0)
     assert caps["b"] == pytest.approx(3 * 2 / 0.006)
+
+
+def test_sustained_capacity_counts_only_while_requests_still_arrive():
+    # 1000 requests over 1 s; the server does 500/s while they arrive (its other threads
+    # at work), then drains the backlog of 500 at 2000/s once they stop (the bottleneck
+    # alone). It sustains 500/s; over all completions it would seem to do 800/s.
+    arrival = np.arange(1000) / 1000.0
+    done = np.concatenate([np.arange(1, 501) / 500.0, 1.0 + np.arange(1, 501) / 2000.0])
+    records = pd.DataFrame({"arrival_s": arrival, "done_s": done})
+    assert sustained_rate(records) == pytest.approx(500.0, rel=0.01)
+    with pytest.raises(ConfigError, match="too few requests completed"):
+        sustained_rate(records.assign(done_s=done + 10.0))
+
+
+def test_measured_capacity_of_a_live_server_is_its_bottlenecks_rate():
+    # Sleeping stages of 2 and 5 ms: the second sustains 1000 / 5 = 200 requests/s (a little
+    # less: time.sleep overshoots by up to a few tenths of a ms on a busy machine).
+    stages = [LiveStage("a", sleeper(2.0)), LiveStage("b", sleeper(5.0))]
+    rates = measure_capacity_qps(
+        stages, np.arange(10), 100, np.random.default_rng(0), LoadTestLimits()
+    )
+    assert 150.0 < rates["qps"] <= 212.0
+    assert rates["burst_qps"] > 150.0
+    # Each round is a trial rate and what the server served while arrivals came.
+    assert len(rates["rounds"]) == 4
+    assert all(r["served_qps"] <= 1.05 * r["rate_qps"] for r in rates["rounds"])
 
 
 def test_service_table_adds_dispatch_and_keeps_one_row_per_batch():
