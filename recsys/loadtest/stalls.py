@@ -55,11 +55,6 @@ def detect_stalls(result: LoadTestResult, min_ms: float = MIN_STALL_MS) -> Stall
     return StallPath(start[long], (e - start)[long])
 
 
-def in_chunks(path: StallPath, select_starts: np.ndarray) -> StallPath:
-    """The stalls of ``path`` whose start is selected (a boolean per stall)."""
-    return StallPath(path.starts_s[select_starts], path.durations_s[select_starts])
-
-
 def destall(result: LoadTestResult, path: StallPath) -> LoadTestResult:
     """The load test on the server's clock: every timestamp mapped by
     :meth:`~recsys.sim.stalls.StallPath.to_server`, so the stalls' time is cut out of every
@@ -76,4 +71,4 @@ def destall(result: LoadTestResult, path: StallPath) -> LoadTestResult:
     )
 
 
-__all__ = ["MIN_STALL_MS", "destall", "detect_stalls", "in_chunks", "server_events"]
+__all__ = ["MIN_STALL_MS", "destall", "detect_stalls", "server_events"]

@@ -89,15 +89,6 @@ class StallPath:
         """Stall time inside each real interval ``[lo, hi]``."""
         return (hi - lo) - (self.to_server(hi) - self.to_server(lo))
 
-    def describe(self) -> dict[str, float]:
-        d = self.durations_s * 1000.0
-        return {
-            "stalls": len(self),
-            "total_ms": float(d.sum()),
-            "p50_ms": float(np.median(d)) if d.size else math.nan,
-            "max_ms": float(d.max()) if d.size else math.nan,
-        }
-
 
 def _merge(starts: np.ndarray, durations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Overlapping (sorted) stalls joined into one."""
