@@ -59,8 +59,12 @@ def test_the_calibrated_model_is_warm_cold_with_ingress_and_hand_off():
     assert set(table["state"]) == {"warm", "cold"}
     assert model.ingress_ms is not None and model.ingress_ms.size == 3
     assert set(model.handoff_ms) == {"b"}
-    # Cold batches of stage a took about 5 ms in the server.
-    assert model.services["a"].cold.mean_s(1) == pytest.approx(0.005, rel=0.5)
+    # Cold batches of stage a: what the server measured them to hold their worker (a 5-ms
+    # sleep and the dispatch around it; a busy host may stretch one, never shorten it).
+    cold = ~result.warm["a"]
+    held_s = result.hold_ms("a")[cold].mean() / 1000.0
+    assert model.services["a"].cold.mean_s(1) == pytest.approx(held_s, rel=1e-6)
+    assert held_s >= 0.005
 
 
 def test_simulated_ingress_delay_counts_in_end_to_end_latency():
