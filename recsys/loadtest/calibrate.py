@@ -77,11 +77,14 @@ class CalibrationOptions:
     capacity: str = "measured"
     capacity_requests: int = 2000
     min_batch_samples: int = 20
-    sim_replications: int = 5
+    sim_replications: int = 10
     drift_window_ms: float = 100.0
     drift_block_windows: int = 10
     drift_replay: bool = False
     stall_min_ms: float = 0.0
+    warp_window_ms: float = 10.0
+    warp_block_windows: int = 10
+    warp_shrink: float = 3.0
     interleave_s: float = 0.05
     generator: str = "process"
     gc_freeze: bool = True
@@ -108,6 +111,16 @@ class CalibrationOptions:
             raise ConfigError("calibration stall_min_ms must be >= 0 (0: no stall model)")
         if self.drift_block_windows < 1:
             raise ConfigError("calibration drift_block_windows must be >= 1")
+        if not (math.isfinite(self.warp_window_ms) and self.warp_window_ms >= 0):
+            raise ConfigError("calibration warp_window_ms must be >= 0 (0: no slow-spell model)")
+        if self.warp_block_windows < 1:
+            raise ConfigError("calibration warp_block_windows must be >= 1")
+        if not (math.isfinite(self.warp_shrink) and self.warp_shrink >= 0):
+            raise ConfigError("calibration warp_shrink must be >= 0")
+        if self.warp_window_ms > 0 and self.stall_min_ms > 0:
+            raise ConfigError(
+                "calibration takes stall_min_ms or warp_window_ms, not both (set one to 0)"
+            )
         if self.generator not in GENERATORS:
             raise ConfigError(f"loadtest.generator must be one of {list(GENERATORS)}")
 
@@ -314,6 +327,9 @@ def _calibrated(
         drift_block=options.drift_block_windows,
         drift_replay=options.drift_replay,
         stall_min_ms=options.stall_min_ms,
+        warp_window_ms=options.warp_window_ms,
+        warp_block=options.warp_block_windows,
+        warp_shrink=options.warp_shrink,
         select=select,
     )
     return model

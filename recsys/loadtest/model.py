@@ -26,16 +26,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.errors import ConfigError
 from recsys.loadtest.compare import END_TO_END, fill_batch_sizes, latencies_ms
 from recsys.loadtest.contention import estimate as estimate_contention
 from recsys.loadtest.drift import Drift, estimate_drift
 from recsys.loadtest.run import LoadTestResult
 from recsys.loadtest.server import LiveStage
 from recsys.loadtest.stalls import destall, detect_stalls
+from recsys.loadtest.warp import estimate_warp, warp_run
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel, WarmColdServiceTime
 from recsys.sim.slowdown import block_draws, bootstrap_path
 from recsys.sim.stalls import StallModel, unwarp_records
+from recsys.sim.warp import WarpModel
 
 # Ingress delays are drawn in runs of this many consecutive requests (see block_draws).
 INGRESS_BLOCK = 200
@@ -60,7 +63,9 @@ class SimModel:
     (``StageSpec.slowdown``); with ``drift_replay`` every simulation replays the measured
     path itself, in time (:meth:`~recsys.loadtest.drift.Drift.replay_path`). ``stalls``:
     how often the whole process stood still and for how long (:mod:`recsys.sim.stalls`);
-    each simulation runs on the server's clock through its own draw of them.
+    each simulation runs on the server's clock through its own draw of them. ``warp``: how
+    much slower than usual the whole process ran in short windows (:mod:`recsys.sim.warp`);
+    each simulation runs on its own draw of such a clock (not together with ``stalls``).
     """
 
     services: dict[str, ServiceTimeModel]
@@ -71,6 +76,11 @@ class SimModel:
     drift_block: int = 10
     drift_replay: bool = False
     stalls: StallModel | None = None
+    warp: WarpModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.stalls is not None and self.warp is not None:
+            raise ConfigError("a model takes stalls or a clock warp, not both")
 
 
 def sim_specs(
@@ -108,6 +118,9 @@ def calibrated_model(
     select: np.ndarray | None = None,
     drift_replay: bool = False,
     stall_min_ms: float = 0.0,
+    warp_window_ms: float = 0.0,
+    warp_block: int = 10,
+    warp_shrink: float = 3.0,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 
@@ -128,12 +141,22 @@ def calibrated_model(
     process from that long (:func:`~recsys.loadtest.stalls.detect_stalls`) are cut out of
     the run before anything else is fitted (:func:`~recsys.loadtest.stalls.destall`), and
     their rate and lengths, counted where the selected requests were, are the model's
-    ``stalls``. Returns the model and its table (profile columns plus ``state``).
+    ``stalls``. With ``warp_window_ms`` > 0 the slow spells of the whole process in windows
+    of that length (:func:`~recsys.loadtest.warp.estimate_warp`, shrunk by ``warp_shrink``)
+    are taken out the same way (the run mapped onto the clock they define) and kept as the
+    model's ``warp``, drawn in blocks of ``warp_block`` windows. Returns the model and its
+    table (profile columns plus ``state``).
     """
     chosen = probe.records["arrival_s"].to_numpy() >= probe.warmup_s if select is None else select
-    stalls = None
+    if stall_min_ms > 0 and warp_window_ms > 0:
+        raise ConfigError("calibration takes stall_min_ms or warp_window_ms, not both")
+    stalls, warp = None, None
     if stall_min_ms > 0:
         stalls, probe = _stalls(probe, chosen, stall_min_ms)
+    if warp_window_ms > 0:
+        clock, factors = estimate_warp(probe, chosen, warp_window_ms / 1000.0, warp_shrink)
+        warp = WarpModel(window_s=warp_window_ms / 1000.0, factors=factors, block=warp_block)
+        probe = warp_run(probe, clock)
     contention, batches = estimate_contention(probe, stages, chosen)
     batches = batches[batches["measured"]]
     drift = None
@@ -168,6 +191,7 @@ def calibrated_model(
         drift_block=drift_block,
         drift_replay=drift_replay,
         stalls=stalls,
+        warp=warp,
     )
     return model, table
 
@@ -226,12 +250,11 @@ def simulate_pooled(
     delays = np.random.default_rng([seed, 7])
     pooled: dict[str, list[np.ndarray]] = {}
     first = None
+    clocks = model.stalls if model.stalls is not None else model.warp
     for r in range(replications):
-        stalls = None
-        if model.stalls is not None:
-            stalls = model.stalls.path(float(arrivals[-1]) + 1.0, delays)
-        # With stalls the simulator runs on the server's clock (stall time cut out).
-        base = arrivals if stalls is None else stalls.to_server(arrivals)
+        # With stalls or a warp the simulator runs on the server's own clock.
+        clock = None if clocks is None else clocks.path(float(arrivals[-1]) + 1.0, delays)
+        base = arrivals if clock is None else clock.to_server(arrivals)
         times, extra_ms, scheduled, picked = base, 0.0, arrivals, select
         if model.ingress_ms is not None:
             d = block_draws(model.ingress_ms, arrivals.size, delays, INGRESS_BLOCK) / 1000.0
@@ -252,8 +275,8 @@ def simulate_pooled(
             run_specs = [dataclasses.replace(s, slowdown=path) for s in specs]
         result = simulate(times, run_specs, seed=seed + r, warmup_s=warmup_s)
         assert result.records is not None
-        if stalls is not None:
-            records = unwarp_records(result.records, stalls, names, scheduled)
+        if clock is not None:
+            records = unwarp_records(result.records, clock, names, scheduled)
         else:
             records = result.records.assign(arrival_s=scheduled)
             records["e2e_ms"] = records["e2e_ms"] + extra_ms
@@ -275,6 +298,8 @@ def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
             out["drift"] = model.drift.describe()
         if model.stalls is not None:
             out["stalls"] = model.stalls.describe()
+        if model.warp is not None:
+            out["warp"] = model.warp.describe()
         return out
     service = model.services[stage]
     out = {

@@ -207,12 +207,19 @@ def _drift_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     the calibrated simulations)."""
     lines = []
     for r in rows:
-        d = (r.get("calibrated_inputs") or {}).get("drift") if r["stage"] == END_TO_END else None
+        inputs = (r.get("calibrated_inputs") or {}) if r["stage"] == END_TO_END else {}
+        d, w = inputs.get("drift"), inputs.get("warp")
         if d:
             lines.append(
                 f"- {100 * r['utilization']:.0f}%: machine drift in {d['window_ms']:.0f} ms "
                 f"windows: cv {_pct_plain(d['cv'])} (raw {_pct_plain(d['raw_cv'])}, of which "
                 f"sampling noise {_pct_plain(d['noise_share'])} of the variance)"
+            )
+        if w:
+            lines.append(
+                f"- {100 * r['utilization']:.0f}%: slow spells of the whole process in "
+                f"{w['window_ms']:.0f} ms windows: {_pct_plain(w['slow_share'])} of them at "
+                f"half speed or worse, p99 factor {_num(w['p99'])}, worst {_num(w['max'])}"
             )
     return [*lines, ""] if lines else []
 
@@ -254,7 +261,8 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         f"Each level: a probe load test ({s.get('probe_requests')} requests) gives the "
         "**calibrated** model (each stage's in-server hold time per batch, warm and cold "
         "apart, with the slowdown from co-located batches fitted and taken out; the machine's "
-        "speed drift in time, taken out and replayed on block-bootstrapped paths; the "
+        "speed drift in time and the slow spells of the whole process (receiver and workers "
+        "together), taken out and replayed on block-bootstrapped paths; the "
         "ingress and hand-off delays), then the measured load test "
         f"({s.get('n_requests')} requests, first {s.get('warmup_requests')} left out) is "
         "simulated on exactly its arrivals with the calibrated model (columns *sim*) and "

@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 
 from recsys.loadtest.run import LoadTestResult
-from recsys.sim.stalls import StallPath, map_records
+from recsys.sim.stalls import ServerClock, StallPath, map_records
 
 # A gap in the server's trail counts as a stall from this long (ms): the p99 of the wait of
 # a thread woken while another runs is 0.5-2 ms on this machine (simulations/calibration.md).
@@ -55,10 +55,11 @@ def detect_stalls(result: LoadTestResult, min_ms: float = MIN_STALL_MS) -> Stall
     return StallPath(start[long], (e - start)[long])
 
 
-def destall(result: LoadTestResult, path: StallPath) -> LoadTestResult:
-    """The load test on the server's clock: every timestamp mapped by
-    :meth:`~recsys.sim.stalls.StallPath.to_server`, so the stalls' time is cut out of every
-    wait, service, hold and ingress delay."""
+def destall(result: LoadTestResult, path: ServerClock) -> LoadTestResult:
+    """The load test on the server's clock: every timestamp mapped by ``path.to_server``
+    (:class:`~recsys.sim.stalls.StallPath`: the stalls' time is cut out of every wait,
+    service, hold and ingress delay; :class:`~recsys.sim.warp.ClockWarp`: slow spells run at
+    the usual speed)."""
     if not len(path):
         return result
     to = path.to_server

@@ -23,11 +23,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from recsys.errors import ConfigError
+
+
+class ServerClock(Protocol):
+    """A map between real time and the served process's own clock (:class:`StallPath`,
+    :class:`~recsys.sim.warp.ClockWarp`); ``len`` is 0 for the identity."""
+
+    def __len__(self) -> int: ...
+
+    def to_server(self, t: np.ndarray) -> np.ndarray: ...
+
+    def to_real(self, tau: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,9 +197,9 @@ def map_records(
 
 
 def unwarp_records(
-    records: pd.DataFrame, path: StallPath, stages: Sequence[str], arrival_s: np.ndarray
+    records: pd.DataFrame, path: ServerClock, stages: Sequence[str], arrival_s: np.ndarray
 ) -> pd.DataFrame:
-    """Records of a simulation run in server time, in real time (:meth:`StallPath.to_real`),
+    """Records of a simulation run in server time, in real time (``path.to_real``),
     its end-to-end latencies counted from the real (scheduled) ``arrival_s``: a request
     that arrived during a stall waited for it."""
     out = map_records(records, stages, path.to_real)
@@ -196,4 +208,11 @@ def unwarp_records(
     return out
 
 
-__all__ = ["StallModel", "StallPath", "map_records", "poisson_path", "unwarp_records"]
+__all__ = [
+    "ServerClock",
+    "StallModel",
+    "StallPath",
+    "map_records",
+    "poisson_path",
+    "unwarp_records",
+]

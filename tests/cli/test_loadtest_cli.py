@@ -116,6 +116,8 @@ def test_a_bad_setting_fails_in_one_line(cache_dir, tmp_path):
         ("loadtest.calibration.utilizations=[0]", "utilizations must lie in"),
         ("loadtest.calibration.capacity=guess", "capacity must be measured or profile"),
         ("loadtest.switch_interval_ms=-1", "switch_interval_ms must be positive"),
+        ("loadtest.calibration.warp_window_ms=-1", "warp_window_ms must be >= 0"),
+        ("loadtest.calibration.stall_min_ms=3", "stall_min_ms or warp_window_ms, not both"),
         ("+loadtest.limits.bogus=1", "loadtest.limits"),
     ],
 )
