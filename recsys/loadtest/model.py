@@ -66,6 +66,9 @@ class SimModel:
     each simulation runs on the server's clock through its own draw of them. ``warp``: how
     much slower than usual the whole process ran in short windows (:mod:`recsys.sim.warp`);
     each simulation runs on its own draw of such a clock (not together with ``stalls``).
+    ``after_ms``: per stage, how long a worker stays busy after its batch's requests left
+    (``StageSpec.after_ms``: handing results on and the bookkeeping after them are inside
+    the hold time, but the requests do not wait for them).
     """
 
     services: dict[str, ServiceTimeModel]
@@ -77,6 +80,7 @@ class SimModel:
     drift_replay: bool = False
     stalls: StallModel | None = None
     warp: WarpModel | None = None
+    after_ms: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.stalls is not None and self.warp is not None:
@@ -88,9 +92,11 @@ def sim_specs(
     models: Mapping[str, ServiceTimeModel],
     handoff_ms: Mapping[str, float] | None = None,
     contention: Mapping[str, float] | None = None,
+    after_ms: Mapping[str, float] | None = None,
 ) -> list:
     """Simulator stages with the live stages' settings; network delay only where measured
-    (``handoff_ms``), as the stages share one process; ``contention`` where measured."""
+    (``handoff_ms``), as the stages share one process; ``contention`` and ``after_ms`` where
+    measured."""
     return [
         StageSpec(
             name=s.name,
@@ -103,6 +109,7 @@ def sim_specs(
             timeout_ms=s.timeout_ms,
             network_ms=float((handoff_ms or {}).get(s.name, 0.0)),
             contention=float((contention or {}).get(s.name, 0.0)),
+            after_ms=float((after_ms or {}).get(s.name, 0.0)),
         )
         for s in stages
     ]
@@ -187,6 +194,7 @@ def calibrated_model(
         ingress_ms=ingress if ingress.size else None,
         handoff_ms=handoff_ms(probe.records[chosen], stages),
         contention=contention,
+        after_ms=after_ms(probe, stages, chosen),
         drift=drift,
         drift_block=drift_block,
         drift_replay=drift_replay,
@@ -226,6 +234,19 @@ def handoff_ms(records: pd.DataFrame, stages: Sequence[str]) -> dict[str, float]
     return out
 
 
+def after_ms(result: LoadTestResult, stages: Sequence[str], select: np.ndarray) -> dict[str, float]:
+    """Per stage, the median time from a batch's work ending (its requests handed on) to its
+    worker being free, over the requests of ``select``."""
+    out = {}
+    rec = result.records
+    for s in stages:
+        end = rec[f"{s}_start_s"].to_numpy() + rec[f"{s}_service_ms"].to_numpy() / 1000.0
+        gap = (np.asarray(result.release_s[s], dtype=np.float64) - end)[select] * 1000.0
+        gap = gap[np.isfinite(gap)]
+        out[s] = max(float(np.median(gap)), 0.0) if gap.size else 0.0
+    return out
+
+
 def simulate_pooled(
     arrivals: np.ndarray,
     stages: Sequence[LiveStage],
@@ -246,7 +267,7 @@ def simulate_pooled(
     replication runs on its own block-bootstrapped path of the machine's speed.
     """
     names = [s.name for s in stages]
-    specs = sim_specs(stages, model.services, model.handoff_ms, model.contention)
+    specs = sim_specs(stages, model.services, model.handoff_ms, model.contention, model.after_ms)
     delays = np.random.default_rng([seed, 7])
     pooled: dict[str, list[np.ndarray]] = {}
     first = None
@@ -305,6 +326,7 @@ def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
     out = {
         "contention": model.contention.get(stage, 0.0),
         "handoff_ms": model.handoff_ms.get(stage, 0.0),
+        "after_ms": model.after_ms.get(stage, 0.0),
     }
     if isinstance(service, WarmColdServiceTime):
         out |= {
@@ -317,6 +339,7 @@ def model_inputs(model: SimModel, stage: str) -> dict[str, Any]:
 __all__ = [
     "INGRESS_BLOCK",
     "SimModel",
+    "after_ms",
     "calibrated_model",
     "handoff_ms",
     "model_inputs",

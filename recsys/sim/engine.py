@@ -56,6 +56,9 @@ class StageSpec:
     k)`` of its speed (:mod:`recsys.sim.contention`; SimPy engine only).
     ``slowdown`` scales each batch's service-time draw by the machine's speed factor at the
     batch's start (:mod:`recsys.sim.slowdown`; SimPy and reference engines only).
+    ``after_ms`` > 0: a batch's requests leave that long before its worker is free (the
+    service draw is the whole time the batch holds its worker; a live server hands its
+    results on, then does its bookkeeping); at most the whole draw (SimPy engine only).
     """
 
     name: str
@@ -70,6 +73,7 @@ class StageSpec:
     hardware: Hardware | None = None
     contention: float = 0.0
     slowdown: Slowdown | None = None
+    after_ms: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
@@ -85,7 +89,7 @@ class StageSpec:
             int(self.queue_capacity) != self.queue_capacity or self.queue_capacity < 0
         ):
             raise ConfigError(f"{where}: queue_capacity must be an integer >= 0 or null")
-        for field in ("max_wait_ms", "network_ms", "contention"):
+        for field in ("max_wait_ms", "network_ms", "contention", "after_ms"):
             value = getattr(self, field)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{where}: {field} must be >= 0, got {value}")
@@ -113,6 +117,7 @@ class StageSpec:
             "timeout_ms": self.timeout_ms,
             "network_ms": self.network_ms,
             "contention": self.contention,
+            "after_ms": self.after_ms,
             "slowdown": self.slowdown.describe() if self.slowdown is not None else None,
             "hardware": self.hardware.to_dict() if self.hardware is not None else None,
         }

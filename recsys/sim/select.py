@@ -10,8 +10,8 @@ and seed (tested):
 - ``naive``: one SimPy process per request (:mod:`recsys.sim.naive`), the readable reference.
 - ``auto`` (the default): ``fast`` when Numba is installed and the run has no autoscaler
   and no warm/cold service model (:class:`~recsys.sim.service.WarmColdServiceTime`), shared
-  machine (``StageSpec.contention``) or machine slowdown (``StageSpec.slowdown``), else
-  ``simpy``.
+  machine (``StageSpec.contention``), machine slowdown (``StageSpec.slowdown``) or early
+  exit (``StageSpec.after_ms``), else ``simpy``.
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ def compiled_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+def leaves_early(stages: Sequence[object]) -> bool:
+    """Whether any stage's requests leave before its worker is free (``after_ms`` > 0)."""
+    return any(getattr(s, "after_ms", 0.0) > 0 for s in stages)
+
+
 def supports(stages: Sequence[object], autoscaler: object | None = None) -> bool:
     """Whether the compiled engine can run this pipeline (anything but an autoscaler or a
     state-dependent service model, shared machine or machine slowdown)."""
     stateful = any(state_dependent(getattr(s, "service", None)) for s in stages)
-    shared = contended(stages) or modulated(stages)
+    shared = contended(stages) or modulated(stages) or leaves_early(stages)
     return autoscaler is None and not stateful and not shared and 0 < len(stages) < 128
 
 
@@ -56,14 +61,16 @@ def choose_engine(
     if name == "fast" and not can_compile:
         raise ConfigError(
             "engine 'fast' cannot autoscale, draw warm/cold service times, share a machine "
-            "between stages (contention) nor slow it down over time; use engine 'simpy' or "
-            "'auto'"
+            "between stages (contention), slow it down over time nor let requests leave "
+            "before their worker is free (after_ms); use engine 'simpy' or 'auto'"
         )
     if name == "naive" and autoscaler is not None:
         raise ConfigError("engine 'naive' has no autoscaler; use engine 'simpy' or 'auto'")
     if name == "naive" and contended(stages):
         raise ConfigError("engine 'naive' has no stage contention; use engine 'simpy' or 'auto'")
+    if name == "naive" and leaves_early(stages):
+        raise ConfigError("engine 'naive' has no after_ms; use engine 'simpy' or 'auto'")
     return name
 
 
-__all__ = ["ENGINES", "choose_engine", "compiled_available", "supports"]
+__all__ = ["ENGINES", "choose_engine", "compiled_available", "leaves_early", "supports"]

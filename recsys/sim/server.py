@@ -68,6 +68,7 @@ class StageServer:
         self.max_wait_s = spec.max_wait_ms / 1000.0
         self.capacity = spec.queue_capacity
         self.timeout_s = None if spec.timeout_ms is None else spec.timeout_ms / 1000.0
+        self.after_s = spec.after_ms / 1000.0
         self.replicas = spec.replicas
         self.workers = spec.replicas * spec.workers_per_replica
         self.busy = 0
@@ -165,15 +166,28 @@ class StageServer:
         elif self.machine is None:  # a contended batch's length is known when it ends
             self._add_busy(now, now + service)
         self.busy += 1
+        # The requests leave ``after`` before the worker is free (StageSpec.after_ms).
+        after = min(self.after_s, service)
         start, svc, bsz = self._start_s, self._svc, self._bsz
         for rid in batch:
             start[rid] = now
-            svc[rid] = service
+            svc[rid] = service - after
             bsz[rid] = size
         if self.machine is not None:
-            self.machine.start(
-                self.spec.contention, service, lambda: self._finish_contended(batch, now)
-            )
+            if after > 0.0:
+                self.machine.start(
+                    self.spec.contention,
+                    service - after,
+                    lambda: self._leave_contended(batch, now, after),
+                )
+            else:
+                self.machine.start(
+                    self.spec.contention, service, lambda: self._finish_contended(batch, now)
+                )
+            return
+        if after > 0.0:
+            Timeout(self.env, service - after, batch).callbacks.append(self._on_leave)
+            Timeout(self.env, service).callbacks.append(self._on_free)
             return
         done = Timeout(self.env, service, batch)
         done.callbacks.append(self._on_done)
@@ -187,6 +201,21 @@ class StageServer:
             self._add_busy(started, now)
         self._done(batch)
 
+    def _leave_contended(self, batch: list[int], started: float, after: float) -> None:
+        """A contended batch's requests leave; its worker goes on with ``after`` of work,
+        contended as well."""
+        now, svc = self.env.now, self._svc
+        for rid in batch:
+            svc[rid] = now - started
+        self.on_exit(batch)
+        assert self.machine is not None
+        self.machine.start(self.spec.contention, after, lambda: self._free_contended(started))
+
+    def _free_contended(self, started: float) -> None:
+        if self.window is not None:
+            self._add_busy(started, self.env.now)
+        self._free()
+
     def _add_busy(self, start: float, end: float) -> None:
         """Add a batch's busy time within the measurement window."""
         assert self.window is not None
@@ -197,14 +226,25 @@ class StageServer:
     def _on_done(self, event: Event) -> None:
         self._done(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
 
+    def _on_leave(self, event: Event) -> None:
+        self.on_exit(event.value)  # type: ignore[arg-type]  # the batch given to Timeout
+
+    def _on_free(self, event: Event) -> None:
+        self._free()
+
     def _done(self, batch: list[int]) -> None:
+        self._free(batch)
+
+    def _free(self, batch: list[int] | None = None) -> None:
+        """A worker is free (its batch, if given, leaves first) and looks for work."""
         if self.window is None:
             self.account()
         self.busy -= 1
         if self.retiring:
             self.retiring -= 1
             self.workers -= 1
-        self.on_exit(batch)
+        if batch is not None:
+            self.on_exit(batch)
         self._freed = True
         self._dispatch(self.env.now)
         self._freed = False

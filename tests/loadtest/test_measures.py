@@ -59,6 +59,12 @@ def test_the_calibrated_model_is_warm_cold_with_ingress_and_hand_off():
     assert set(table["state"]) == {"warm", "cold"}
     assert model.ingress_ms is not None and model.ingress_ms.size == 3
     assert set(model.handoff_ms) == {"b"}
+    # The requests left each stage before its worker was free (bookkeeping after the
+    # hand-off): the median of that, per stage, and never more than the hold.
+    end = result.records["a_start_s"] + result.records["a_service_ms"] / 1000.0
+    after = (result.release_s["a"] - end.to_numpy()) * 1000.0
+    assert model.after_ms["a"] == pytest.approx(max(float(np.median(after)), 0.0))
+    assert 0.0 <= model.after_ms["b"] <= result.hold_ms("b").min()
     # Cold batches of stage a: what the server measured them to hold their worker (a 5-ms
     # sleep and the dispatch around it; a busy host may stretch one, never shorten it).
     cold = ~result.warm["a"]
