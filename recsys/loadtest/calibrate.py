@@ -77,14 +77,14 @@ class CalibrationOptions:
     capacity: str = "measured"
     capacity_requests: int = 2000
     min_batch_samples: int = 20
-    sim_replications: int = 10
+    sim_replications: int = 20
     drift_window_ms: float = 100.0
     drift_block_windows: int = 10
     drift_replay: bool = False
     stall_min_ms: float = 0.0
     warp_window_ms: float = 10.0
     warp_block_windows: int = 10
-    warp_shrink: float = 3.0
+    warp_shrink: float = 1.0
     interleave_s: float = 0.05
     generator: str = "process"
     gc_freeze: bool = True

@@ -127,7 +127,7 @@ def calibrated_model(
     stall_min_ms: float = 0.0,
     warp_window_ms: float = 0.0,
     warp_block: int = 10,
-    warp_shrink: float = 3.0,
+    warp_shrink: float = 1.0,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 

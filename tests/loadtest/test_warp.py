@@ -79,7 +79,7 @@ def test_the_calibrated_model_puts_the_spells_back_where_every_stage_feels_them(
     )
     model, _ = calibrated_model(run, profile, ["s"], min_samples=1, warp_window_ms=4.0)
     assert model.warp is not None
-    assert model.warp.factors.max() > 2.0  # the spell, shrunk by 3 / (3 + 3)
+    assert model.warp.factors.max() > 2.0  # the spell, shrunk by 3 / (3 + 1)
     with pytest.raises(ConfigError, match="not both"):
         calibrated_model(run, profile, ["s"], 1, warp_window_ms=4.0, stall_min_ms=2.0)
     # Replaying the clock the run really had reproduces its latencies.
