@@ -225,6 +225,11 @@ def measure_capacity_qps(
             lo, hi = max(lo, served), min(hi, rate)
             rate = (lo + hi) / 2.0
     qps = lo if math.isinf(hi) else (lo + hi) / 2.0
+    if lo <= 0.0:
+        raise ConfigError(
+            "capacity run: no request completed while arrivals came, in any round "
+            f"(trial rates {[round(t['rate_qps']) for t in trials]} QPS)"
+        )
     return {"burst_qps": burst_qps, "qps": qps, "rounds": trials}
 
 
@@ -232,15 +237,15 @@ def sustained_rate(records: pd.DataFrame, from_frac: float = 0.25) -> float:
     """Completions per second while requests were still arriving: from the arrival at
     ``from_frac`` of the stream to the last arrival (the server saturated by an overdriven
     stream: its rate then is what it sustains with every thread at work; a stream it keeps
-    up with: the stream's own rate)."""
+    up with: the stream's own rate). A server held up for the whole stretch (a cold first
+    batch, the host) served little or nothing: a low rate, which the bisection reads as
+    "did not keep up" and follows with a slower stream."""
     arrival = np.sort(records["arrival_s"].to_numpy(np.float64))
     done = records["done_s"].to_numpy(np.float64)
     lo, hi = float(arrival[int(from_frac * (arrival.size - 1))]), float(arrival[-1])
+    if hi <= lo:
+        raise ConfigError("capacity run: the stream is too short to measure a rate")
     served = int(np.count_nonzero((done >= lo) & (done <= hi)))
-    if hi <= lo or served < 10:
-        raise ConfigError(
-            "capacity run: too few requests completed while arrivals came to measure a rate"
-        )
     return served / (hi - lo)
 
 
