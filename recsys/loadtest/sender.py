@@ -72,8 +72,11 @@ def send(at: list[float], t0: float, out_fd: int, spin_s: float, abort_s: float)
         t = t0 + at[i]
         pacer.wait_until(t)
         j = group_end(at, i)
-        os.write(out_fd, RECORD.pack(i, j))
+        record = RECORD.pack(i, j)
+        # Lateness is when the request went out: taken before the write, since the process
+        # may be preempted after it, while the server has already received the request.
         lag = clock() - t
+        os.write(out_fd, record)
         late[i:j] = lag
         if lag > abort_s:
             break
