@@ -33,7 +33,7 @@ from recsys.loadtest.drift import Drift, estimate_drift
 from recsys.loadtest.run import LoadTestResult
 from recsys.loadtest.server import LiveStage
 from recsys.loadtest.stalls import destall, detect_stalls
-from recsys.loadtest.warp import estimate_warp, warp_run
+from recsys.loadtest.warp import estimate_warp
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import EmpiricalServiceTime, ServiceTimeModel, WarmColdServiceTime
 from recsys.sim.slowdown import block_draws, bootstrap_path
@@ -163,7 +163,7 @@ def calibrated_model(
     if warp_window_ms > 0:
         clock, factors = estimate_warp(probe, chosen, warp_window_ms / 1000.0, warp_shrink)
         warp = WarpModel(window_s=warp_window_ms / 1000.0, factors=factors, block=warp_block)
-        probe = warp_run(probe, clock)
+        probe = destall(probe, clock)
     contention, batches = estimate_contention(probe, stages, chosen)
     batches = batches[batches["measured"]]
     drift = None

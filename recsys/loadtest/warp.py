@@ -10,10 +10,10 @@ for a core and the GIL while workers run: that is load, not a slow machine). The
 there. A window with few items carries sampling noise too, so its factor is shrunk towards 1
 by ``n / (n + shrink_n)``.
 
-:func:`warp_run` maps a load test onto the server's clock those factors define
-(:class:`~recsys.sim.warp.ClockWarp`), so the calibrated model is fitted on what the stages
-cost at the machine's usual speed, and the simulator puts the spells back, where they slow
-the receiver and every stage at once (:mod:`recsys.sim.warp`).
+:func:`~recsys.loadtest.stalls.destall` maps a load test onto the server's clock those
+factors define (:class:`~recsys.sim.warp.ClockWarp`), so the calibrated model is fitted on
+what the stages cost at the machine's usual speed, and the simulator puts the spells back,
+where they slow the receiver and every stage at once (:mod:`recsys.sim.warp`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import pandas as pd
 from recsys.errors import ConfigError
 from recsys.loadtest.contention import estimate as estimate_contention
 from recsys.loadtest.run import LoadTestResult
-from recsys.loadtest.stalls import destall
 from recsys.sim.warp import ClockWarp
 
 GROUP = ["stage", "batch_size", "warm"]
@@ -87,10 +86,4 @@ def estimate_warp(
     return ClockWarp(origin, window_s, factors), factors[seen]
 
 
-def warp_run(result: LoadTestResult, clock: ClockWarp) -> LoadTestResult:
-    """The load test on the server's clock ``clock`` (every timestamp mapped by
-    :meth:`~recsys.sim.warp.ClockWarp.to_server`)."""
-    return destall(result, clock)
-
-
-__all__ = ["estimate_warp", "in_service", "warp_run"]
+__all__ = ["estimate_warp", "in_service"]

@@ -14,7 +14,8 @@ from recsys.errors import ConfigError
 from recsys.loadtest.model import SimModel, calibrated_model, simulate_pooled
 from recsys.loadtest.run import LoadTestResult
 from recsys.loadtest.server import LiveStage
-from recsys.loadtest.warp import estimate_warp, in_service, warp_run
+from recsys.loadtest.stalls import destall
+from recsys.loadtest.warp import estimate_warp, in_service
 from recsys.sim.engine import StageSpec, simulate
 from recsys.sim.service import Deterministic
 from recsys.sim.stalls import unwarp_records
@@ -58,7 +59,7 @@ def test_a_slow_spell_is_the_window_that_took_longer_than_usual():
     np.testing.assert_allclose(others, 1.0 / usual)
     assert seen.size == clock.factors.size
     # On the server's clock the slow batch takes what a batch usually takes.
-    on_server = warp_run(run, clock)
+    on_server = destall(run, clock)
     assert on_server.hold_ms("s")[4] == pytest.approx(usual)
     # A window of few items is partly noise: shrunk by n / (n + shrink_n); this one has
     # three (the batch, and the two requests received in it, both at once as usual).
