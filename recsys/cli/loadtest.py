@@ -15,6 +15,7 @@ simulated vs measured p50/p95/p99 per stage and end to end; writes ``calibration
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import sys
@@ -29,20 +30,22 @@ import hydra
 import numpy as np
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from recsys import experiment as ex
 from recsys.cache import ArtifactCache
 from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_errors
 from recsys.cli.sim import make_pipeline, replicas_for, serving_options
-from recsys.errors import ConfigError
+from recsys.errors import ConfigError, DataError
 from recsys.loadtest.calibrate import (
     CalibrationOptions,
     Pairing,
     PairingResult,
     calibrate_pairing,
+    reanalyse_pairing,
 )
-from recsys.loadtest.compare import compare, latencies_ms
+from recsys.loadtest.compare import END_TO_END, compare, latencies_ms
 from recsys.loadtest.machine import machine_noise
 from recsys.loadtest.model import sim_specs
 from recsys.loadtest.pipeline_stages import live_stages
@@ -277,7 +280,6 @@ def run_calibration(
 ) -> dict[str, Any]:
     """Every pairing at every level; ``calibration.json``, ``calibration.md``, CDF plots."""
     started = time.time()
-    targets = {k: float(v) for k, v in cfg.loadtest.calibration.targets.items()}
     machine: dict[str, Any] = machine_noise()
     log.info("machine: %s", machine)
     results: list[PairingResult] = []
@@ -287,7 +289,7 @@ def run_calibration(
         log.info("calibrating %s", pairing.name)
         result = calibrate_pairing(pairing, options, limits)
         results.append(result)
-        _write_pairing(out, served, result)
+        _write_pairing(out, served.profile, result)
     machine["after"] = machine_noise()
     settings = {
         **dataclasses.asdict(options),
@@ -302,6 +304,155 @@ def run_calibration(
         "duration_s": round(time.time() - started, 1),
         "run_dir": str(out),
     }
+    return _write_calibration(
+        cfg, out, results, run=run, machine=machine, settings=settings, config=plain(cfg)
+    )
+
+
+# The settings of how a calibration run measured; a re-analysis keeps the earlier run's.
+MEASUREMENT = ("utilizations", "n_requests", "warmup_requests", "probe_requests", "interleave_s")
+
+
+def reanalyse_calibration(
+    cfg: DictConfig, out: Path, options: CalibrationOptions, source: Path
+) -> dict[str, Any]:
+    """An earlier calibration run (``source``) analysed again with this config's model
+    settings: its saved load tests, profiles, capacities and stage settings; no training,
+    no load test. Writes the same files as :func:`run_calibration`."""
+    started = time.time()
+    earlier = _read_calibration(source)
+    try:
+        measured_with = {k: earlier["settings"][k] for k in MEASUREMENT}
+        measured_with["utilizations"] = tuple(float(u) for u in measured_with["utilizations"])
+        options = dataclasses.replace(options, **measured_with)
+        old_cfg = OmegaConf.create(earlier["config"])
+        pairings = earlier["pairings"]
+        levels = earlier["levels"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{source / 'calibration.json'}: not a calibration run ({exc})") from None
+    results = []
+    for i, entry in enumerate(pairings):
+        pairing = _saved_pairing(source, old_cfg, i, entry)
+        keep = ("name", "stages", "capacity_qps", "serving")
+        capacity = {k: v for k, v in entry.items() if k not in keep}
+        saved = [
+            (
+                float(r["utilization"]),
+                _saved_records(source, pairing.name, r["utilization"]),
+                str(r["status"]),
+            )
+            for r in levels
+            if r["pairing"] == pairing.name and r["stage"] == END_TO_END
+        ]
+        log.info("re-analysing %s (%d levels) from %s", pairing.name, len(saved), source)
+        result = reanalyse_pairing(pairing, options, float(entry["capacity_qps"]), capacity, saved)
+        results.append(result)
+        _write_pairing(out, pairing.profile, result)
+    settings = {
+        **earlier["settings"],
+        **dataclasses.asdict(options),
+        "limits": earlier["settings"].get("limits"),
+    }
+    run = {
+        "seed": int(cfg.seed),
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+        "duration_s": round(time.time() - started, 1),
+        "run_dir": str(out),
+        "reanalysed_from": str(source),
+        "measured_at": earlier.get("run", {}).get("started_at"),
+    }
+    return _write_calibration(
+        cfg,
+        out,
+        results,
+        run=run,
+        machine=earlier.get("machine", {}),
+        settings=settings,
+        config=earlier["config"],
+    )
+
+
+def _read_calibration(source: Path) -> dict[str, Any]:
+    path = source / "calibration.json"
+    if not path.is_file():
+        raise DataError(f"loadtest.calibration.reanalyse: no calibration.json in {source}")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: not a calibration run (not a JSON object)")
+    return doc
+
+
+def _saved_pairing(source: Path, cfg: DictConfig, i: int, entry: Mapping[str, Any]) -> Pairing:
+    """Pairing ``i`` of an earlier run (``cfg`` its config, ``entry`` its ``pairings[i]``)
+    as it was served, for analysis only: its stage settings and saved profile (the stages
+    are not built: nothing is served)."""
+    name, stages = str(entry["name"]), [str(s) for s in entry["stages"]]
+    serving = entry.get("serving") or _serving_from_config(cfg, i, stages)
+    try:
+        live = [LiveStage(name=s, run=_not_served, **serving[s]) for s in stages]
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{source / 'calibration.json'}: bad serving settings ({exc})") from None
+    path = source / f"profile_{_slug(name)}.parquet"
+    if not path.is_file():
+        raise DataError(f"loadtest.calibration.reanalyse: missing {path}")
+    profile = pd.read_parquet(path)
+    workload = build(cfg.traffic.workload, "traffic.workload")
+    return Pairing(name, live, profile, np.empty(0, np.int64), workload)
+
+
+def _serving_from_config(cfg: DictConfig, i: int, stages: list[str]) -> dict[str, Any]:
+    """Serving settings of pairing ``i`` from a run that did not record them: the run's
+    ``sim`` settings with the pairing's own ``sim.*`` overrides applied."""
+    pairings = cfg.loadtest.calibration.pairings or []
+    overrides = [str(o) for o in (pairings[i].get("overrides") or [])] if pairings else []
+    sim_overrides = [o for o in overrides if _key(o).startswith("sim.")]
+    merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(sim_overrides))
+    assert isinstance(merged, DictConfig)
+    serving = serving_options(merged, stages)
+    replicas = replicas_for(merged, stages) or dict.fromkeys(stages, 1)
+    return {
+        s: {
+            "replicas": int(replicas[s]),
+            "workers_per_replica": serving[s].workers_per_replica,
+            "max_batch": serving[s].max_batch,
+            "max_wait_ms": serving[s].max_wait_ms,
+            "queue_capacity": serving[s].queue_capacity,
+            "timeout_ms": serving[s].timeout_ms,
+        }
+        for s in stages
+    }
+
+
+def _not_served(_batch: Any) -> Any:
+    raise RuntimeError("a re-analysed pairing is not served")
+
+
+def _saved_records(source: Path, name: str, utilization: float) -> pd.DataFrame:
+    path = source / "records" / f"{_slug(name)}_u{round(100 * utilization):02d}.parquet"
+    if not path.is_file():
+        raise DataError(f"loadtest.calibration.reanalyse: missing {path}")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from None
+
+
+def _write_calibration(
+    cfg: DictConfig,
+    out: Path,
+    results: list[PairingResult],
+    *,
+    run: Mapping[str, Any],
+    machine: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report of ``results``; ``config`` is what served and measured them (a
+    re-analysis keeps the earlier run's: its pairings; ``settings`` has the models')."""
+    targets = {k: float(v) for k, v in cfg.loadtest.calibration.targets.items()}
     doc = calibration_doc(results, run=run, machine=machine, settings=settings, targets=targets)
     check_calibration(doc)
     plots = {}
@@ -309,7 +460,7 @@ def run_calibration(
         path = plot_cdfs(result, out / f"cdf_{_slug(result.name)}.png")
         plots[result.name] = path.name
     atomic_write_text(out / "calibration.md", render_markdown(doc, plots) + "\n")
-    doc["config"] = plain(cfg)
+    doc["config"] = dict(config)
     atomic_write_text(out / "calibration.json", to_json(doc))
     _print_calibration(doc, out)
     return doc
@@ -319,9 +470,9 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
 
 
-def _write_pairing(out: Path, served: Served, result: PairingResult) -> None:
-    slug = _slug(served.name)
-    served.profile.to_parquet(out / f"profile_{slug}.parquet", index=False)
+def _write_pairing(out: Path, profile: pd.DataFrame, result: PairingResult) -> None:
+    slug = _slug(result.name)
+    profile.to_parquet(out / f"profile_{slug}.parquet", index=False)
     for u, records in result.records.items():
         path = out / "records" / f"{slug}_u{round(100 * u):02d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -362,6 +513,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     switch_ms = set_switch_interval(cfg.loadtest.switch_interval_ms)
     set_threads(int(cfg.profile.n_threads))
     if options is not None:
+        source = cfg.loadtest.calibration.get("reanalyse")
+        if source:
+            return reanalyse_calibration(cfg, out, options, Path(to_absolute_path(str(source))))
         return run_calibration(cfg, out, options, limits, switch_ms)
     return run_once(cfg, out, limits)
 

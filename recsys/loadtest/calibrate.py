@@ -23,6 +23,7 @@ percentiles come with batch-means 95% intervals: the sampling noise of the measu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.errors import ConfigError
+from recsys.errors import ConfigError, DataError
 from recsys.loadtest.compare import (
     END_TO_END,
     QUANTILES,
@@ -49,7 +50,13 @@ from recsys.loadtest.model import (
     profiled_models,
     simulate_pooled,
 )
-from recsys.loadtest.run import GENERATORS, LoadTestLimits, LoadTestResult, run_loadtest
+from recsys.loadtest.run import (
+    GENERATORS,
+    LoadTestLimits,
+    LoadTestResult,
+    from_detailed,
+    run_loadtest,
+)
 from recsys.loadtest.server import LiveStage
 from recsys.sim.service import ServiceTimeModel
 from recsys.sim.workload import Workload
@@ -159,9 +166,25 @@ class PairingResult:
     capacity: dict[str, Any]
     levels: list[Level] = field(default_factory=list)
     records: dict[float, pd.DataFrame] = field(default_factory=dict)
+    serving: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         return [row for level in self.levels for row in level.rows]
+
+
+SERVING_FIELDS = (
+    "replicas",
+    "workers_per_replica",
+    "max_batch",
+    "max_wait_ms",
+    "queue_capacity",
+    "timeout_ms",
+)
+
+
+def serving_of(stages: Sequence[LiveStage]) -> dict[str, dict[str, Any]]:
+    """How each stage was served (replicas, workers, batching, queue, timeout)."""
+    return {s.name: {f: getattr(s, f) for f in SERVING_FIELDS} for s in stages}
 
 
 # -- capacity and arrivals ------------------------------------------------------------------
@@ -340,15 +363,27 @@ def _calibrated(
     return model
 
 
+@dataclass(frozen=True, eq=False)
+class Measured:
+    """One level's load test as the analysis takes it: the arrivals, the result, which
+    requests are measured (None: all after the warm-up), the calibrated model (None without
+    a probe) and the separate probe run's status (None when interleaved or absent)."""
+
+    arrivals: np.ndarray
+    real: LoadTestResult
+    held_out: np.ndarray | None
+    calibrated: SimModel | None
+    probe_status: str | None
+
+
 def _measure(
     pairing: Pairing,
     rate: float,
     options: CalibrationOptions,
     limits: LoadTestLimits,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, LoadTestResult, np.ndarray | None, SimModel | None, str | None]:
-    """The level's load test(s): arrivals, result, the measured requests (None: all after
-    the warm-up), the calibrated model (None without a probe) and the probe's status.
+) -> Measured:
+    """The level's load test(s).
 
     With ``interleave_s`` > 0 the probe and the measurement share one run in alternating
     chunks, so the model is fitted on the same machine, minutes and drift as the requests it
@@ -359,13 +394,15 @@ def _measure(
         arrivals, real = load_test(pairing, rate, n, options, limits, rng)
         probe = probe_chunks(arrivals, real.warmup_s, options.interleave_s)
         held_out = (arrivals >= real.warmup_s) & ~probe
-        return arrivals, real, held_out, _calibrated(real, pairing, options, probe), real.status
+        return Measured(
+            arrivals, real, held_out, _calibrated(real, pairing, options, probe), real.status
+        )
     calibrated, probe_status = None, None
     if options.probe_requests:
         _, probe_run = load_test(pairing, rate, options.probe_requests, options, limits, rng)
         calibrated, probe_status = _calibrated(probe_run, pairing, options), probe_run.status
     arrivals, real = load_test(pairing, rate, options.n_requests, options, limits, rng)
-    return arrivals, real, None, calibrated, probe_status
+    return Measured(arrivals, real, None, calibrated, probe_status)
 
 
 def run_level(
@@ -378,18 +415,72 @@ def run_level(
 ) -> tuple[Level, pd.DataFrame]:
     """Probe, measure and simulate one level; the level and the real records in detail
     (:meth:`~recsys.loadtest.run.LoadTestResult.detailed_records`)."""
+    measured = _measure(pairing, utilization * capacity_qps, options, limits, rng)
+    return analyse_level(
+        pairing, utilization, capacity_qps, options, measured, level_seed(options, utilization)
+    )
+
+
+def level_seed(options: CalibrationOptions, utilization: float) -> int:
+    """The simulations' seed at a level: from the run's seed and the level alone, so that a
+    re-analysis of the saved records with the same settings reproduces the report."""
+    rng = np.random.default_rng([options.seed, round(1000 * utilization)])
+    return int(rng.integers(2**31))
+
+
+def reanalyse_level(
+    pairing: Pairing,
+    utilization: float,
+    capacity_qps: float,
+    options: CalibrationOptions,
+    frame: pd.DataFrame,
+    *,
+    status: str,
+    seed: int,
+) -> tuple[Level, pd.DataFrame]:
+    """One level again from its saved detailed records (an earlier run's
+    ``records/<pairing>_uNN.parquet``, interleaved probe): the calibrated model fitted anew
+    with ``options`` and both models simulated again, without a load test. ``status`` is the
+    earlier run's verdict on the load test."""
+    names = [s.name for s in pairing.stages]
+    if "probe" not in frame.columns or "arrival_s" not in frame.columns:
+        raise DataError("saved load-test records lack the columns arrival_s and probe")
+    arrivals = frame["arrival_s"].to_numpy(np.float64)
+    if arrivals.size < 2 or not np.all(np.diff(arrivals) >= 0):
+        raise DataError("saved load-test records must hold >= 2 requests in arrival order")
+    probe = frame["probe"].to_numpy(bool)
+    if not probe.any():
+        raise DataError(
+            "saved load-test records hold no probe requests: only a run with an interleaved "
+            "probe (loadtest.calibration.interleave_s > 0) can be analysed again"
+        )
+    warmup_s = float(arrivals[min(options.warmup_requests, arrivals.size - 1)])
+    real = dataclasses.replace(from_detailed(frame, names, warmup_s), status=status)
+    held_out = (arrivals >= warmup_s) & ~probe
+    calibrated = _calibrated(real, pairing, options, probe)
+    measured = Measured(arrivals, real, held_out, calibrated, status)
+    return analyse_level(pairing, utilization, capacity_qps, options, measured, seed)
+
+
+def analyse_level(
+    pairing: Pairing,
+    utilization: float,
+    capacity_qps: float,
+    options: CalibrationOptions,
+    measured: Measured,
+    seed: int,
+) -> tuple[Level, pd.DataFrame]:
+    """Simulate one measured level with every model and compare; the level and the real
+    records in detail."""
     names = [s.name for s in pairing.stages]
     rate = utilization * capacity_qps
     models: dict[str, SimModel] = {"profiled": SimModel(profiled_models(pairing.profile, names))}
-    arrivals, real, held_out, calibrated, probe_status = _measure(
-        pairing, rate, options, limits, rng
-    )
-    if calibrated is not None:
-        models["calibrated"] = calibrated
+    arrivals, real, held_out = measured.arrivals, measured.real, measured.held_out
+    if measured.calibrated is not None:
+        models["calibrated"] = measured.calibrated
     warmup_s = real.warmup_s
     probe = None if held_out is None else (arrivals >= warmup_s) & ~held_out
     real_lat = latencies_ms(real.records, names, warmup_s, held_out)
-    seed = int(rng.integers(2**31))
     sims, comparisons, sim_records = {}, {}, {}
     for model_name, model in models.items():
         sims[model_name], sim_records[model_name] = simulate_pooled(
@@ -418,7 +509,7 @@ def run_level(
         "offered_qps": (arrivals.size - 1) / span if span > 0 else math.nan,
         "capacity_qps": capacity_qps,
         "status": real.status,
-        "probe_status": probe_status,
+        "probe_status": measured.probe_status,
         "generator_lag_p50_ms": gen["lag_p50_ms"],
         "generator_lag_p99_ms": gen["lag_p99_ms"],
     }
@@ -484,27 +575,13 @@ def calibrate_pairing(
             from_profile,
         )
     chosen = capacity["measured_qps"] if options.capacity == "measured" else from_profile
-    result = PairingResult(pairing.name, names, float(chosen), capacity)
+    result = PairingResult(
+        pairing.name, names, float(chosen), capacity, serving=serving_of(pairing.stages)
+    )
     for u in options.utilizations:
         started = time.perf_counter()
         level, records = run_level(pairing, u, chosen, options, limits, rng)
-        result.levels.append(level)
-        result.records[u] = records
-        e2e = next(r for r in level.rows if r["stage"] == END_TO_END)
-        log.info(
-            "%s at %.0f%% (%.0f QPS, %.1f s): real p50 %.3f p99 %.3f ms; sim (%s) p50 %.3f "
-            "p99 %.3f ms; %s",
-            pairing.name,
-            100 * u,
-            u * chosen,
-            time.perf_counter() - started,
-            e2e["real_p50_ms"],
-            e2e["real_p99_ms"],
-            e2e["model"],
-            e2e["sim_p50_ms"],
-            e2e["sim_p99_ms"],
-            level.status,
-        )
+        _add_level(result, level, records, time.perf_counter() - started)
     if options.capacity == "measured":
         # Measured again: a machine whose capacity changed during the levels (other processes
         # came or went) makes every level's utilisation wrong, and the report says so.
@@ -516,16 +593,66 @@ def calibrate_pairing(
     return result
 
 
+def reanalyse_pairing(
+    pairing: Pairing,
+    options: CalibrationOptions,
+    capacity_qps: float,
+    capacity: Mapping[str, Any],
+    levels: Sequence[tuple[float, pd.DataFrame, str]],
+) -> PairingResult:
+    """An earlier calibration of ``pairing`` analysed again with ``options``' models: per
+    level ``(utilization, detailed records, status)``, no load test and no capacity
+    measurement (``capacity_qps`` and ``capacity`` are the earlier run's)."""
+    names = [s.name for s in pairing.stages]
+    result = PairingResult(
+        pairing.name, names, float(capacity_qps), dict(capacity), serving=serving_of(pairing.stages)
+    )
+    for u, frame, status in levels:
+        started = time.perf_counter()
+        seed = level_seed(options, u)
+        level, records = reanalyse_level(
+            pairing, u, capacity_qps, options, frame, status=status, seed=seed
+        )
+        _add_level(result, level, records, time.perf_counter() - started)
+    return result
+
+
+def _add_level(result: PairingResult, level: Level, records: pd.DataFrame, took_s: float) -> None:
+    result.levels.append(level)
+    result.records[level.utilization] = records
+    e2e = next(r for r in level.rows if r["stage"] == END_TO_END)
+    log.info(
+        "%s at %.0f%% (%.0f QPS, %.1f s): real p50 %.3f p99 %.3f ms; sim (%s) p50 %.3f "
+        "p99 %.3f ms; %s",
+        result.name,
+        100 * level.utilization,
+        level.utilization * result.capacity_qps,
+        took_s,
+        e2e["real_p50_ms"],
+        e2e["real_p99_ms"],
+        e2e["model"],
+        e2e["sim_p50_ms"],
+        e2e["sim_p99_ms"],
+        level.status,
+    )
+
+
 __all__ = [
     "MODELS",
     "QUANTILES",
     "CalibrationOptions",
     "Level",
+    "Measured",
     "Pairing",
     "PairingResult",
+    "analyse_level",
     "arrivals_at",
     "calibrate_pairing",
+    "level_seed",
     "measure_capacity_qps",
     "profile_capacity_qps",
+    "reanalyse_level",
+    "reanalyse_pairing",
+    "serving_of",
     "sustained_rate",
 ]

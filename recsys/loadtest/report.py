@@ -49,7 +49,13 @@ def calibration_doc(
         "settings": dict(settings),
         "targets": {**targets, "verdict": verdict},
         "pairings": [
-            {"name": r.name, "stages": r.stages, "capacity_qps": r.capacity_qps, **r.capacity}
+            {
+                "name": r.name,
+                "stages": r.stages,
+                "capacity_qps": r.capacity_qps,
+                **r.capacity,
+                "serving": r.serving,
+            }
             for r in results
         ],
         "levels": rows,

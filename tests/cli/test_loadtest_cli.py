@@ -159,3 +159,43 @@ def test_calibrate_experiment_writes_the_report(cache_dir, tmp_path):
     text = (out / "calibration.md").read_text()
     assert "## hnsw+lightgbm" in text and "## ivf+mlp" in text
     assert "calibration (end to end" in proc.stdout
+    # The saved records are enough to analyse the run again without serving anything: with
+    # the same settings it reproduces every level; with other model settings (no clock warp)
+    # the same measured requests are held against another model.
+    same = tmp_path / "same"
+    proc = loadtest(
+        cache_dir, same, "experiment=calibrate", f"loadtest.calibration.reanalyse={out}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((same / "calibration.json").read_text())
+    assert again["levels"] == doc["levels"]
+    assert again["run"]["reanalysed_from"] == str(out)
+    assert again["pairings"][1]["serving"]["ranking"]["max_batch"] >= 1
+    other = tmp_path / "nowarp"
+    proc = loadtest(
+        cache_dir,
+        other,
+        "experiment=calibrate",
+        f"loadtest.calibration.reanalyse={same}",
+        "loadtest.calibration.warp_window_ms=0",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nowarp = json.loads((other / "calibration.json").read_text())
+    assert [r["real_p99_ms"] for r in nowarp["levels"]] == [r["real_p99_ms"] for r in doc["levels"]]
+    assert all("warp" not in r["calibrated_inputs"] for r in nowarp["levels"])
+    assert nowarp["settings"]["warp_window_ms"] == 0
+
+
+def test_a_reanalysis_of_a_directory_without_a_calibration_fails_in_one_line(tmp_path):
+    proc = loadtest(
+        tmp_path,
+        tmp_path / "run",
+        "experiment=calibrate",
+        f"loadtest.calibration.reanalyse={tmp_path}",
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"recsys: error: loadtest.calibration.reanalyse: no calibration.json in {tmp_path}"
+    )

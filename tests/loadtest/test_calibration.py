@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.errors import ConfigError
+from recsys.errors import ConfigError, DataError
 from recsys.loadtest.calibrate import (
     CalibrationOptions,
     Pairing,
@@ -18,6 +19,8 @@ from recsys.loadtest.calibrate import (
     measure_capacity_qps,
     probe_chunks,
     profile_capacity_qps,
+    reanalyse_level,
+    reanalyse_pairing,
     sustained_rate,
 )
 from recsys.loadtest.compare import fill_batch_sizes, relative_error, service_table
@@ -49,27 +52,79 @@ def _profile(ms: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "kind", "batch_size", "n_candidates", "service_ms"])
 
 
-@pytest.fixture(scope="module")
-def calibrated():
+OPTIONS = CalibrationOptions(
+    utilizations=(0.3, 0.6),
+    n_requests=250,
+    warmup_requests=25,
+    probe_requests=120,
+    capacity="profile",
+    min_batch_samples=10,
+)
+
+
+def _sleeping_pairing() -> Pairing:
     # Stages of 5 and 10 ms: long against the 0.1-2 ms wake-up jitter of a busy 2-core
-    # machine, so the check below tests the server and simulator, not the OS scheduler.
+    # machine, so the checks below test the server and simulator, not the OS scheduler.
     stages = [LiveStage("retrieval", sleeper(5.0)), LiveStage("ranking", sleeper(10.0))]
-    pairing = Pairing(
+    return Pairing(
         "sleep+sleep",
         stages,
         _profile({"retrieval": 5.0, "ranking": 10.0}),
         np.arange(10),
         Poisson(100.0),
     )
-    options = CalibrationOptions(
-        utilizations=(0.3, 0.6),
-        n_requests=250,
-        warmup_requests=25,
-        probe_requests=120,
-        capacity="profile",
-        min_batch_samples=10,
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    return calibrate_pairing(_sleeping_pairing(), OPTIONS, LoadTestLimits(max_lag_ms=1000.0))
+
+
+def _reanalysed(calibrated, options: CalibrationOptions):
+    saved = [
+        (lv.utilization, calibrated.records[lv.utilization], lv.status) for lv in calibrated.levels
+    ]
+    return reanalyse_pairing(
+        _sleeping_pairing(), options, calibrated.capacity_qps, calibrated.capacity, saved
     )
-    return calibrate_pairing(pairing, options, LoadTestLimits(max_lag_ms=1000.0))
+
+
+def test_a_reanalysis_with_the_same_settings_reproduces_the_report(calibrated):
+    # The saved detailed records hold everything the analysis needs: fitting the calibrated
+    # model on the probe's requests again and simulating with the level's seed gives the
+    # same numbers, without serving anything.
+    again = _reanalysed(calibrated, OPTIONS)
+    assert again.serving == calibrated.serving
+    assert again.serving["ranking"]["max_batch"] == 1
+    for before, after in zip(calibrated.rows(), again.rows(), strict=True):
+        assert json.loads(to_json(after)) == json.loads(to_json(before))
+
+
+def test_a_reanalysis_applies_its_own_model_settings(calibrated):
+    # Without the clock warp the same measured requests (same real percentiles) are held
+    # against another model.
+    again = _reanalysed(calibrated, dataclasses.replace(OPTIONS, warp_window_ms=0.0))
+    for before, after in zip(calibrated.rows(), again.rows(), strict=True):
+        assert after["real_p99_ms"] == before["real_p99_ms"]
+        if before["stage"] == "end_to_end":
+            assert "warp" in before["calibrated_inputs"]
+            assert "warp" not in after["calibrated_inputs"]
+
+
+def test_a_reanalysis_needs_an_interleaved_probe(calibrated):
+    frame = calibrated.records[0.3].assign(probe=False)
+    with pytest.raises(DataError, match="no probe requests"):
+        reanalyse_level(_sleeping_pairing(), 0.3, 100.0, OPTIONS, frame, status="ok", seed=1)
+    with pytest.raises(DataError, match="lack the columns"):
+        reanalyse_level(
+            _sleeping_pairing(),
+            0.3,
+            100.0,
+            OPTIONS,
+            frame.drop(columns="probe"),
+            status="ok",
+            seed=1,
+        )
 
 
 def test_calibration_json_has_the_documented_levels(calibrated, tmp_path):
