@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/calibration.py            # 12-14 minutes on 2 cores
     .venv/bin/python benchmarks/calibration.py --quick    # smaller runs, about 3 minutes
     .venv/bin/python benchmarks/calibration.py -- loadtest.switch_interval_ms=0.5  # overrides
+    # an earlier run's measurement against other model settings (about 10 minutes, no load test)
+    .venv/bin/python benchmarks/calibration.py --reanalyse outputs/calibration \
+        --out outputs/calibration_b100 -- loadtest.calibration.warp_block_windows=100
 
 Runs ``recsys-loadtest experiment=calibrate`` (hnsw + lightgbm and ivf + mlp on tiny synthetic
 data, 1 replica x 1 worker per stage, levels 30/50/70/85% of the measured capacity) into
@@ -87,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("outputs/calibration"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/recsys"))
     parser.add_argument("--quick", action="store_true", help="smaller runs per level")
+    parser.add_argument(
+        "--reanalyse",
+        type=Path,
+        help="an earlier run's --out: analyse its saved load tests again (no load test)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         f"hydra.run.dir={out}",
         "progress=false",
         *(QUICK if args.quick else []),
+        *([f"loadtest.calibration.reanalyse={args.reanalyse.resolve()}"] if args.reanalyse else []),
         *args.overrides,
     ]
     print("running:", " ".join(command[1:]), flush=True)

@@ -90,8 +90,8 @@ class CalibrationOptions:
     drift_replay: bool = False
     stall_min_ms: float = 0.0
     warp_window_ms: float = 10.0
-    warp_block_windows: int = 10
-    warp_shrink: float = 1.0
+    warp_block_windows: int = 100
+    warp_shrink: float = 0.0
     interleave_s: float = 0.05
     generator: str = "process"
     gc_freeze: bool = True

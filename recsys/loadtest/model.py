@@ -126,8 +126,8 @@ def calibrated_model(
     drift_replay: bool = False,
     stall_min_ms: float = 0.0,
     warp_window_ms: float = 0.0,
-    warp_block: int = 10,
-    warp_shrink: float = 1.0,
+    warp_block: int = 100,
+    warp_shrink: float = 0.0,
 ) -> tuple[SimModel, pd.DataFrame]:
     """The simulator's inputs as a probe load test measured them inside the server.
 

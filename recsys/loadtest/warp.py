@@ -43,7 +43,7 @@ def estimate_warp(
     result: LoadTestResult,
     select: np.ndarray,
     window_s: float,
-    shrink_n: float = 1.0,
+    shrink_n: float = 0.0,
 ) -> tuple[ClockWarp, np.ndarray]:
     """The clock of the server's slow spells in ``result``, from the batches and ingress
     delays of the requests of ``select`` (a boolean per request), and the factors of the
