@@ -1,6 +1,6 @@
 """Calibration benchmark: simulated vs measured latency for two pairings at four load levels.
 
-    .venv/bin/python benchmarks/calibration.py            # 12-14 minutes on 2 cores
+    .venv/bin/python benchmarks/calibration.py            # 15-30 minutes on 2 cores
     .venv/bin/python benchmarks/calibration.py --quick    # smaller runs, about 3 minutes
     .venv/bin/python benchmarks/calibration.py -- loadtest.switch_interval_ms=0.5  # overrides
     # an earlier run's measurement against other model settings (about 10 minutes, no load test)

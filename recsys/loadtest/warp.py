@@ -7,8 +7,9 @@ batches taken out, :mod:`recsys.loadtest.contention`) against the mean of batche
 requests that arrived with as many batches in service (the receiving thread waits longer
 for a core and the GIL while workers run: that is load, not a slow machine). The window's
 **factor** is the ratio of the sums: how many times longer than usual the server took
-there. A window with few items carries sampling noise too, so its factor is shrunk towards 1
-by ``n / (n + shrink_n)``.
+there. A window with few items may carry sampling noise too; ``shrink_n`` > 0 shrinks its
+factor towards 1 by ``n / (n + shrink_n)`` (the calibration's default is 0: on the
+development machine a window's excess was the machine's, ``simulations/calibration.md``).
 
 :func:`~recsys.loadtest.stalls.destall` maps a load test onto the server's clock those
 factors define (:class:`~recsys.sim.warp.ClockWarp`), so the calibrated model is fitted on
