@@ -39,6 +39,7 @@ from recsys.cli.common import CONF_DIR, build, plain, positive, run_dir, user_er
 from recsys.cli.sim import make_pipeline, replicas_for, serving_options
 from recsys.errors import ConfigError, DataError
 from recsys.loadtest.calibrate import (
+    SERVING_FIELDS,
     CalibrationOptions,
     Pairing,
     PairingResult,
@@ -413,15 +414,9 @@ def _serving_from_config(cfg: DictConfig, i: int, stages: list[str]) -> dict[str
     assert isinstance(merged, DictConfig)
     serving = serving_options(merged, stages)
     replicas = replicas_for(merged, stages) or dict.fromkeys(stages, 1)
+    per_replica = [f for f in SERVING_FIELDS if f != "replicas"]
     return {
-        s: {
-            "replicas": int(replicas[s]),
-            "workers_per_replica": serving[s].workers_per_replica,
-            "max_batch": serving[s].max_batch,
-            "max_wait_ms": serving[s].max_wait_ms,
-            "queue_capacity": serving[s].queue_capacity,
-            "timeout_ms": serving[s].timeout_ms,
-        }
+        s: {"replicas": int(replicas[s]), **{f: getattr(serving[s], f) for f in per_replica}}
         for s in stages
     }
 

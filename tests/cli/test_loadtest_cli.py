@@ -184,6 +184,17 @@ def test_calibrate_experiment_writes_the_report(cache_dir, tmp_path):
     assert [r["real_p99_ms"] for r in nowarp["levels"]] == [r["real_p99_ms"] for r in doc["levels"]]
     assert all("warp" not in r["calibrated_inputs"] for r in nowarp["levels"])
     assert nowarp["settings"]["warp_window_ms"] == 0
+    # A run from before pairings recorded their serving settings: they are read back from
+    # its config (the sim settings with each pairing's own sim.* overrides).
+    for pairing in doc["pairings"]:
+        del pairing["serving"]
+    (out / "calibration.json").write_text(json.dumps(doc))
+    older = tmp_path / "older"
+    proc = loadtest(
+        cache_dir, older, "experiment=calibrate", f"loadtest.calibration.reanalyse={out}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((older / "calibration.json").read_text())["levels"] == doc["levels"]
 
 
 def test_a_reanalysis_of_a_directory_without_a_calibration_fails_in_one_line(tmp_path):
