@@ -329,6 +329,9 @@ def reanalyse_calibration(
         old_cfg = OmegaConf.create(earlier["config"])
         pairings = earlier["pairings"]
         levels = earlier["levels"]
+        # Every key read below, checked here: a damaged file fails in one line.
+        _ = [(e["name"], list(e["stages"]), float(e["capacity_qps"])) for e in pairings]
+        _ = [(r["pairing"], r["stage"], float(r["utilization"]), r["status"]) for r in levels]
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{source / 'calibration.json'}: not a calibration run ({exc})") from None
     results = []
